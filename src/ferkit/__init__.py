@@ -1,0 +1,23 @@
+"""ferkit: offline facial expression recognition for images, folders and video.
+
+``ferkit.analyze(paths)`` returns one record per face per sampled frame; ``ferkit.evaluate(dataset)`` scores a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "analyze", "evaluate", "load_model"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing ferkit stays cheap (no onnxruntime/mediapipe until used)
+    if name in ("analyze", "evaluate"):
+        from ferkit import api
+
+        return getattr(api, name)
+    if name == "load_model":
+        from ferkit.models import load_model
+
+        return load_model
+    raise AttributeError(name)

@@ -1,0 +1,131 @@
+"""Scoring a model on a folder dataset (``<class>/<image>``): accuracy, macro-F1, per-class metrics, confusion.
+
+The report is ``{"ferkit_version", "results": [block, ...]}`` with one block per model × dataset, each holding the
+keys ``n, accuracy, macro_f1, misses, per_class, confusion_matrix`` (plus provenance), so more models and datasets
+add blocks without changing keys.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from ferkit import __version__
+from ferkit.align import align_face, resize_crop, to_channels
+from ferkit.datasets import list_folder_dataset
+from ferkit.errors import InputError
+from ferkit.faces import create_detector
+from ferkit.models import EmotionModel
+from ferkit.video import read_image
+
+NO_FACE = "__no_face__"
+
+
+@dataclass
+class Predictions:
+    """Per-image outcome of a dataset pass: true labels, predicted labels (``NO_FACE`` for misses), logits."""
+
+    paths: list[str]
+    y_true: list[str]
+    y_pred: list[str]
+    logits: np.ndarray  # (N, C); rows of misses are NaN
+    skipped_classes: dict[str, int]
+    unreadable: list[str]
+
+
+def predict_dataset(
+    model: EmotionModel,
+    root: Path,
+    crops: bool,
+    detector: str = "blazeface",
+    template: str = "fer",
+    batch_size: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Run ``model`` over every image of a folder dataset whose class the model knows."""
+    items = list_folder_dataset(root)
+    known = set(model.classes)
+    skipped = Counter(i.folder for i in items if i.label not in known)
+    items = [i for i in items if i.label in known]
+    if not items:
+        raise InputError(f"{root}: none of its class folders match the model's classes ({', '.join(model.classes)})")
+    det = None if crops else create_detector(detector)
+    size, ch = model.input_size, model.channels
+    paths, y_true, rows, unreadable = [], [], [], []
+    logits = np.full((len(items), len(model.classes)), np.nan, np.float32)
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            logits[rows[-len(batch) :]] = model.logits(np.stack(batch), batch_size)
+            batch.clear()
+
+    for item in items:
+        try:
+            rgb = read_image(item.path)
+        except InputError:
+            unreadable.append(str(item.path))
+            continue
+        k = len(paths)
+        paths.append(str(item.path))
+        y_true.append(item.label)
+        img = resize_crop(rgb, size, ch) if crops else None
+        if det is not None:
+            faces = det.detect(rgb)
+            if faces:
+                img, _ = align_face(to_channels(rgb, ch), faces[0], size, template)
+        if img is not None:
+            rows.append(k)
+            batch.append(img)
+            if len(batch) >= batch_size:
+                flush()
+        if progress:
+            progress(1)
+    flush()
+    logits = logits[: len(paths)]
+    y_pred = [model.classes[int(r.argmax())] if not np.isnan(r).any() else NO_FACE for r in logits]
+    return Predictions(paths, y_true, y_pred, logits, dict(skipped), unreadable)
+
+
+def metrics_block(pred: Predictions, classes: list[str]) -> dict:
+    """The report keys for one model × dataset: misses count as errors for accuracy and recall."""
+    present = [c for c in classes if c in set(pred.y_true)]
+    p, r, f, s = precision_recall_fscore_support(pred.y_true, pred.y_pred, labels=present, zero_division=0)
+    cm = confusion_matrix(pred.y_true, pred.y_pred, labels=classes)
+    return {
+        "n": len(pred.y_true),
+        "accuracy": float(accuracy_score(pred.y_true, pred.y_pred)),
+        "macro_f1": float(f1_score(pred.y_true, pred.y_pred, labels=present, average="macro", zero_division=0)),
+        "misses": sum(y == NO_FACE for y in pred.y_pred),
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, c in enumerate(present)
+        },
+        "confusion_matrix": {"labels": classes, "matrix": cm.tolist()},
+        "skipped_classes": pred.skipped_classes,
+        "unreadable": len(pred.unreadable),
+    }
+
+
+def evaluate(
+    model: EmotionModel, root: Path, crops: bool, progress: Callable[[int], None] | None = None, **kwargs: object
+) -> dict:
+    """One report block: metrics plus which model (name, hash) ran on which dataset and how."""
+    pred = predict_dataset(model, root, crops, progress=progress, **kwargs)  # type: ignore[arg-type]
+    return {
+        "model": model.name,
+        "model_sha256": model.card.sha256,
+        "dataset": str(root),
+        "crops": crops,
+        **metrics_block(pred, model.classes),
+    }
+
+
+def report(blocks: list[dict]) -> dict:
+    """Wrap result blocks into the report document."""
+    return {"ferkit_version": __version__, "results": blocks}

@@ -1,0 +1,204 @@
+"""Face detection behind a registry: MediaPipe BlazeFace (default), MediaPipe face mesh, OpenCV Haar cascade.
+
+Every detector returns :class:`Face` objects in pixel coordinates of the RGB image it was given. Keypoints are named
+from the image's point of view: ``left_eye`` is the eye on the image's left (the subject's right eye).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth")
+
+
+@dataclass
+class Face:
+    """One detected face: box ``(x, y, w, h)`` in pixels, detector score, and alignment keypoints (pixels)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def has_keypoints(self) -> bool:
+        """True when all points that alignment uses are present."""
+        return all(k in self.keypoints for k in KEYPOINT_NAMES)
+
+    def keypoint_array(self) -> np.ndarray:
+        """The alignment keypoints as a (4, 2) float array in ``KEYPOINT_NAMES`` order."""
+        return np.array([self.keypoints[k] for k in KEYPOINT_NAMES], dtype=np.float64)
+
+
+class Detector:
+    """Base class: ``detect(rgb)`` returns faces sorted by score, best first."""
+
+    name = "base"
+    gives_keypoints = True
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release native resources (no-op by default)."""
+
+
+DETECTORS: dict[str, Callable[..., Detector]] = {}
+
+
+def register_detector(name: str) -> Callable[[type[Detector]], type[Detector]]:
+    """Class decorator that registers a detector under ``name``."""
+
+    def wrap(cls: type[Detector]) -> type[Detector]:
+        cls.name = name
+        DETECTORS[name] = cls
+        return cls
+
+    return wrap
+
+
+def create_detector(name: str = "blazeface", **kwargs: object) -> Detector:
+    """Build a registered detector; ``ValueError`` names the known ones."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[name](**kwargs)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the TFLite/absl banner that MediaPipe's C++ code prints on stderr while a graph starts."""
+    try:
+        fd = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreter)
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(fd, 2)
+            os.close(fd)
+
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+class _MediaPipeBase(Detector):
+    def __init__(self) -> None:
+        self._graph = self._build()
+        with _quiet_native_stderr():  # the first run prints the XNNPACK banner
+            self._graph.process(np.zeros((64, 64, 3), np.uint8))
+
+    def _build(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._graph.close()
+
+
+@register_detector("blazeface")
+class BlazeFace(_MediaPipeBase):
+    """MediaPipe BlazeFace: box, score, eye centres, nose tip, mouth centre. ``full_range`` for small, far faces."""
+
+    def __init__(self, min_score: float = 0.5, full_range: bool = False) -> None:
+        self.min_score, self.full_range = min_score, full_range
+        super().__init__()
+
+    def _build(self):
+        import mediapipe as mp
+
+        with _quiet_native_stderr():
+            return mp.solutions.face_detection.FaceDetection(
+                model_selection=int(self.full_range), min_detection_confidence=self.min_score
+            )
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        h, w = rgb.shape[:2]
+        result = self._graph.process(np.ascontiguousarray(rgb))
+        faces = []
+        for d in result.detections or []:
+            rb = d.location_data.relative_bounding_box
+            kp = d.location_data.relative_keypoints
+            box = (rb.xmin * w, rb.ymin * h, rb.width * w, rb.height * h)
+            pts = {name: (kp[i].x * w, kp[i].y * h) for i, name in enumerate(KEYPOINT_NAMES)}
+            faces.append(Face(box, float(d.score[0]), pts))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+@register_detector("blazeface_full")
+class BlazeFaceFull(BlazeFace):
+    """BlazeFace full-range model (faces up to ~5 m away, slower)."""
+
+    def __init__(self, min_score: float = 0.5) -> None:
+        super().__init__(min_score=min_score, full_range=True)
+
+
+# Face-mesh landmark indices: eye contours (image-left eye first), nose tip, mouth corners.
+_MESH_LEFT_EYE = (33, 133, 159, 145)
+_MESH_RIGHT_EYE = (362, 263, 386, 374)
+_MESH_NOSE, _MESH_MOUTH_CORNERS = 1, (61, 291)
+
+
+@register_detector("mesh")
+class FaceMesh(_MediaPipeBase):
+    """MediaPipe 478-point face mesh; the box is the landmarks' extent, the score is 1 (the mesh gives none)."""
+
+    def __init__(self, max_faces: int = 4, min_score: float = 0.5) -> None:
+        self.max_faces, self.min_score = max_faces, min_score
+        super().__init__()
+
+    def _build(self):
+        import mediapipe as mp
+
+        with _quiet_native_stderr():
+            return mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=self.max_faces, min_detection_confidence=self.min_score
+            )
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        h, w = rgb.shape[:2]
+        result = self._graph.process(np.ascontiguousarray(rgb))
+        faces = []
+        for lm in result.multi_face_landmarks or []:
+            pts = np.array([(p.x * w, p.y * h) for p in lm.landmark])
+            x0, y0 = pts.min(0)
+            x1, y1 = pts.max(0)
+            mouth = pts[list(_MESH_MOUTH_CORNERS)]
+            kp = {
+                "left_eye": tuple(pts[list(_MESH_LEFT_EYE)].mean(0)),
+                "right_eye": tuple(pts[list(_MESH_RIGHT_EYE)].mean(0)),
+                "nose": tuple(pts[_MESH_NOSE]),
+                "mouth": tuple(mouth.mean(0)),
+                "mouth_left": tuple(mouth[0]),
+                "mouth_right": tuple(mouth[1]),
+            }
+            faces.append(Face((x0, y0, x1 - x0, y1 - y0), 1.0, {k: (float(x), float(y)) for k, (x, y) in kp.items()}))
+        return faces
+
+
+@register_detector("haar")
+class HaarCascade(Detector):
+    """OpenCV's frontal-face Haar cascade: boxes only (alignment falls back to a box crop)."""
+
+    gives_keypoints = False
+
+    def __init__(self, min_size: int = 24) -> None:
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise RuntimeError(f"OpenCV Haar cascade missing at {path} (OpenCV 5.x ships none; use 4.x)")
+        self.min_size = min_size
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+        boxes, _, weights = self._cascade.detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size), outputRejectLevels=True
+        )
+        faces = [Face(tuple(float(v) for v in b), float(s)) for b, s in zip(boxes, np.ravel(weights), strict=False)]
+        return sorted(faces, key=lambda f: -f.score)

@@ -1,0 +1,172 @@
+"""Reading inputs: still images (Pillow) and streaming video decode (PyAV) sampled at a fixed rate.
+
+Video frames carry their presentation timestamp in seconds from the start of the stream. Decoding is streaming, so
+memory stays flat in video length; a gray plane is made for every frame and RGB only on demand (for detection).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ferkit.datasets import IMAGE_SUFFIXES
+from ferkit.errors import InputError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+#: Images above this many pixels are refused (a 100 MP photo is ~300 MB decoded); detection needs far less.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+class DecodeWarning(UserWarning):
+    """A video stopped decoding part-way (truncated or corrupt); frames before it were kept."""
+
+
+@dataclass
+class Frame:
+    """One image to analyse: a still (timestamp ``None``) or a sampled video frame."""
+
+    index: int
+    timestamp: float | None
+    gray: np.ndarray
+    _rgb: np.ndarray | None = None
+    _av_frame: object | None = None
+
+    def rgb(self) -> np.ndarray:
+        """The RGB pixels (converted from the decoded frame on first use)."""
+        if self._rgb is None:
+            self._rgb = self._av_frame.to_ndarray(format="rgb24")  # type: ignore[union-attr]
+        return self._rgb
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Stream facts read from the container header."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration: float | None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file as RGB uint8; ``InputError`` for missing, non-image, truncated or huge files."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise InputError(
+                    f"{path}: image too large ({im.width}×{im.height} px > {MAX_IMAGE_PIXELS:,} px); downscale it first"
+                )
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError as e:
+        raise InputError(f"{path}: not an image file") from e
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{path}: image too large ({e})") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{path}: corrupt or truncated image ({e})") from e
+
+
+def image_frame(path: Path) -> Frame:
+    """A still image as a :class:`Frame` (timestamp ``None``)."""
+    import cv2
+
+    rgb = read_image(path)
+    return Frame(0, None, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), _rgb=rgb)
+
+
+def _open(path: Path):
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path}: not a readable video ({e.strerror or e})") from e
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: no video stream")
+    return container
+
+
+def video_info(path: Path) -> VideoInfo:
+    """Width, height, frame rate, frame count and duration of the first video stream."""
+    with _open(path) as c:
+        s = c.streams.video[0]
+        rate = float(s.average_rate or s.guessed_rate or 0)
+        dur = float(s.duration * s.time_base) if s.duration else (c.duration / 1e6 if c.duration else None)
+        return VideoInfo(s.codec_context.width, s.codec_context.height, rate, int(s.frames or 0), dur)
+
+
+def iter_video(path: Path, fps: float | None = 5.0) -> Iterator[Frame]:
+    """Decode ``path`` and yield frames sampled at ``fps`` (``None``: every frame), with timestamps in seconds.
+
+    A frame is taken when its timestamp first reaches the next sampling instant (0, 1/fps, 2/fps, …), so timestamps
+    are real presentation times, never interpolated. Raises ``InputError`` when no frame can be decoded; a stream
+    that breaks part-way ends the iteration with a :class:`DecodeWarning`.
+    """
+    import av
+
+    if fps is not None and fps <= 0:
+        raise InputError(f"--fps must be positive or 'all', got {fps}")
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        start = stream.start_time * tb if stream.start_time is not None else 0.0
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        step = None if fps is None else 1.0 / fps
+        next_t, index, produced = 0.0, -1, 0
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                if produced == 0:
+                    raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
+                warnings.warn(f"{path}: decoding stopped after frame {index} ({e})", DecodeWarning, stacklevel=2)
+                break
+            index += 1
+            t = frame.pts * tb - start if frame.pts is not None else index / rate
+            if step is not None:
+                if t + 1e-6 < next_t:
+                    continue
+                while next_t <= t + 1e-6:
+                    next_t += step
+            produced += 1
+            yield Frame(index, round(t, 6), frame.to_ndarray(format="gray"), _av_frame=frame)
+        if produced == 0:
+            raise InputError(f"{path}: video has no decodable frames")
+    finally:
+        container.close()
+
+
+def is_video(path: Path) -> bool:
+    """Decide by suffix; unknown suffixes are treated as images unless Pillow cannot identify them."""
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    if suffix in IMAGE_SUFFIXES:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return False
+    except Exception:
+        return True
