@@ -11,7 +11,7 @@ from ferkit.errors import InputError
 from ferkit.evaluate import evaluate as _evaluate_one
 from ferkit.evaluate import report
 from ferkit.models import EmotionModel, load_model
-from ferkit.pipeline import Analyzer, AnalyzeOptions, collect_inputs
+from ferkit.pipeline import AnalyzeOptions, Analyzer, collect_inputs
 from ferkit.records import FaceRecord, RecordWriter, read_records, resume_points
 from ferkit.video import is_video
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from ferkit.errors import FerkitError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline facial expression recognition.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_fps(value: str) -> float | None:
@@ -85,7 +85,7 @@ def analyze(
         console.print(f"[yellow]warning:[/] {w}")
     if summary.skipped:
         console.print(f"[yellow]skipped {len(summary.skipped)} bad file(s):[/]")
-        for path, why in summary.skipped:
+        for _path, why in summary.skipped:
             console.print(f"  {why}")
 
 
@@ -160,7 +160,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FerkitError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: records written so far are kept (rerun with --resume)")

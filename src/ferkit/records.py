@@ -115,7 +115,7 @@ def _empty_record() -> dict[str, Any]:
     return {k: None for k in FaceRecord.__dataclass_fields__}
 
 
-def read_records(path: Path):  # noqa: ANN201 - returns a pandas DataFrame (pandas imported lazily)
+def read_records(path: Path):
     """Read records written in any format (by suffix) into a DataFrame with the record's columns.
 
     CSV's flattened ``box_*``, ``p_*`` and ``sp_*`` columns are folded back into ``box`` and the probability dicts.

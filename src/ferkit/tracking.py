@@ -37,18 +37,22 @@ class Track:
     face: Face
     points: np.ndarray | None = None  # (N, 1, 2) float32 corners inside the face, for optical flow
     tracked: bool = False  # True when the current face comes from optical flow, not the detector
+    misses: int = 0  # consecutive detections that did not find this face
 
 
 @dataclass
 class FaceTracker:
     """Detect, propagate and identify faces frame by frame (see module docstring).
 
-    ``detect_interval`` is in seconds of video time; ``0`` detects on every frame. Stills always detect.
+    ``detect_interval`` is in seconds of video time; ``0`` detects on every frame. Stills always detect (tiled,
+    so small faces in group photos are found). A face the detector misses is kept by optical flow for up to
+    ``max_misses`` detections, so one missed detection neither drops the face nor changes its id.
     """
 
     detector: Detector
     detect_interval: float = 0.2
     min_iou: float = 0.3
+    max_misses: int = 2
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 0
     _last_detect: float | None = None
@@ -62,56 +66,101 @@ class FaceTracker:
             or frame.timestamp - self._last_detect >= self.detect_interval - 1e-6
             or not self.detector.gives_keypoints
         )
-        if not due and self.tracks and not self._propagate(frame.gray):
-            due = True
+        if self.tracks and self._prev_gray is not None and frame.timestamp is not None:
+            lost = self._propagate(frame.gray)
+            due = due or lost
         if due:
             self._detect(frame)
         self._prev_gray = frame.gray
         return self.tracks
 
     def _detect(self, frame: Frame) -> None:
-        faces = self.detector.detect(frame.rgb())
+        rgb = frame.rgb()
+        faces = detect_tiled(self.detector, rgb) if frame.timestamp is None else self.detector.detect(rgb)
         old = self.tracks
-        matched: dict[int, int] = {}
+        matched: dict[int, int] = {}  # detection index -> track index
         if old and faces:
             cost = np.array([[1.0 - iou(t.face.box, f.box) for f in faces] for t in old])
             for r, c in zip(*linear_sum_assignment(cost), strict=True):
                 if 1.0 - cost[r, c] >= self.min_iou:
-                    matched[c] = old[r].face_id
+                    matched[c] = r
         tracks = []
         for j, face in enumerate(faces):
-            fid = matched.get(j)
-            if fid is None:
+            if j in matched:
+                fid = old[matched[j]].face_id
+            else:
                 fid, self._next_id = self._next_id, self._next_id + 1
             tracks.append(Track(fid, face, self._corners(frame.gray, face)))
+        kept = set(matched.values())
+        for r, t in enumerate(old):  # missed by the detector but still followed by optical flow
+            if r not in kept and t.tracked and t.misses < self.max_misses:
+                t.misses += 1
+                t.points = self._corners(frame.gray, t.face)
+                tracks.append(t)
         self.tracks = sorted(tracks, key=lambda t: t.face_id)
         self._last_detect = frame.timestamp
 
     @staticmethod
     def _corners(gray: np.ndarray, face: Face) -> np.ndarray | None:
-        x, y, w, h = (round(v) for v in face.box)
+        x, y, w, h = (int(round(v)) for v in face.box)
         mask = np.zeros_like(gray)
         mask[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)] = 255
         return cv2.goodFeaturesToTrack(gray, maxCorners=40, qualityLevel=0.01, minDistance=4, mask=mask)
 
     def _propagate(self, gray: np.ndarray) -> bool:
-        """Move every track by optical flow; False when any track cannot be followed."""
+        """Move every track by optical flow, dropping those that cannot be followed; True if any was lost."""
+        kept = []
         for t in self.tracks:
-            if t.points is None or len(t.points) < 6:
-                return False
-            new, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray, gray, t.points, None, **_LK)
-            ok = status.ravel() == 1
-            if ok.sum() < 6:
-                return False
-            m, inliers = cv2.estimateAffinePartial2D(
-                t.points[ok], new[ok], method=cv2.RANSAC, ransacReprojThreshold=2.0
-            )
-            if m is None or inliers.sum() < 6:
-                return False
-            t.face = _move_face(t.face, m)
-            t.points = new[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
-            t.tracked = True
-        return True
+            moved = _flow(self._prev_gray, gray, t)
+            if moved is not None:
+                t.face, t.points, t.tracked = moved[0], moved[1], True
+                kept.append(t)
+        lost = len(kept) < len(self.tracks)
+        self.tracks = kept
+        return lost
+
+
+def _flow(prev: np.ndarray, gray: np.ndarray, t: Track) -> tuple[Face, np.ndarray] | None:
+    """The track's face moved from ``prev`` to ``gray`` by the similarity fitted to LK flow, or None."""
+    if t.points is None or len(t.points) < 6:
+        return None
+    new, status, _ = cv2.calcOpticalFlowPyrLK(prev, gray, t.points, None, **_LK)
+    ok = status.ravel() == 1
+    if ok.sum() < 6:
+        return None
+    m, inliers = cv2.estimateAffinePartial2D(t.points[ok], new[ok], method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    if m is None or inliers.sum() < 6:
+        return None
+    return _move_face(t.face, m), new[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
+
+
+def detect_tiled(detector: Detector, rgb: np.ndarray, nms_iou: float = 0.4) -> list[Face]:
+    """Detect on the whole image and on overlapping square windows, merged by non-maximum suppression.
+
+    BlazeFace sees a 128-px downscale of its input, so faces that are small in a big or wide image (group photos,
+    side-by-side videos) are only found in a window.
+    """
+    h, w = rgb.shape[:2]
+    faces = detector.detect(rgb)
+    side = int(min(h, w) * (1.0 if max(h, w) > 1.5 * min(h, w) else 0.6))
+    if side < 64:
+        return faces
+    step = max(1, int(side * 0.75))
+    xs = sorted({*range(0, w - side + 1, step), w - side})
+    ys = sorted({*range(0, h - side + 1, step), h - side})
+    for y0 in ys:
+        for x0 in xs:
+            if (x0, y0, side) == (0, 0, max(h, w)):
+                continue
+            for f in detector.detect(rgb[y0 : y0 + side, x0 : x0 + side]):
+                m = np.array([[1.0, 0, x0], [0, 1.0, y0]])
+                faces.append(_move_face(f, m))
+    faces.sort(key=lambda f: -f.score)
+    kept: list[Face] = []
+    for f in faces:
+        if all(iou(f.box, k.box) < nms_iou for k in kept):
+            kept.append(f)
+    return kept
 
 
 def _move_face(face: Face, m: np.ndarray) -> Face:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -224,6 +225,7 @@ def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferk
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 1, cfg.input_size, cfg.input_size)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter: no onnxscript needed
     torch.onnx.export(
         model,
         dummy,

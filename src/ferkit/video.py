@@ -62,7 +62,10 @@ def read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # our own pixel limit below replaces Pillow's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise InputError(
                     f"{path}: image too large ({im.width}×{im.height} px > {MAX_IMAGE_PIXELS:,} px); downscale it first"

@@ -1,0 +1,124 @@
+"""The ``ferkit`` command: outputs, bad input (one line, non-zero exit, no traceback), interruption and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FER, VIDEO
+
+from ferkit.records import load_jsonl
+
+
+def ferkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def assert_clean_error(res: subprocess.CompletedProcess, needle: str) -> None:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert needle in res.stderr and res.stderr.count("error:") == 1
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    res = ferkit("--help", cwd=tmp_path)
+    assert res.returncode == 0 and "analyze" in res.stdout and "evaluate" in res.stdout
+
+
+def test_default_output_path_and_plots(tmp_path: Path) -> None:
+    res = ferkit("analyze", VIDEO, "--fps", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "ferkit-results" / "woman_talking.jsonl"
+    assert res.stdout.strip() == "ferkit-results/woman_talking.jsonl"
+    assert len(load_jsonl(out)) == 31
+    assert (tmp_path / "ferkit-results" / "woman_talking.timeline.png").stat().st_size > 10_000
+    assert (tmp_path / "ferkit-results" / "woman_talking.distribution.png").exists()
+
+
+def put(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+FER_JPEG = sorted((FER / "test" / "happy").iterdir())[0]
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda d: d / "missing.jpg", "no such file"),
+        (lambda d: put(d / "notes.jpg", b"hello"), "not an image"),
+        (lambda d: put(d / "cut.jpg", FER_JPEG.read_bytes()[:300]), "corrupt or truncated"),
+        (lambda d: put(d / "empty.mp4", b""), "empty.mp4"),
+        (lambda d: put(d / "garbage.mp4", os.urandom(5000)), "garbage.mp4"),
+    ],
+    ids=["missing", "non-image", "truncated-image", "empty-video", "corrupt-video"],
+)
+def test_bad_inputs_one_line_errors(tmp_path: Path, make, needle: str) -> None:
+    assert_clean_error(ferkit("analyze", make(tmp_path), cwd=tmp_path), needle)
+
+
+def test_huge_image_refused(tmp_path: Path) -> None:
+    big = tmp_path / "huge.png"
+    cv2.imwrite(str(big), np.zeros((10_001, 10_001), np.uint8))
+    assert_clean_error(ferkit("analyze", big, cwd=tmp_path), "too large")
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    assert_clean_error(ferkit("analyze", VIDEO, "--fps", "fast", cwd=tmp_path), "--fps")
+    assert_clean_error(ferkit("analyze", VIDEO, "--format", "xml", cwd=tmp_path), "--format")
+    assert_clean_error(ferkit("analyze", VIDEO, "--model", "nope", cwd=tmp_path), "no model named")
+
+
+def test_folder_skips_and_counts_bad_files(tmp_path: Path, crops_folder: Path) -> None:
+    res = ferkit("analyze", crops_folder, "--crops", "-o", tmp_path / "c.csv", "--format", "csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "skipped 2 bad file(s)" in res.stderr and "broken.jpg" in res.stderr
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 15  # header + 14 crops
+
+
+def test_interrupted_run_leaves_valid_file_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "v.jsonl"
+    args = [sys.executable, "-m", "ferkit.cli", "analyze", str(VIDEO), "--fps", "all", "-o", str(out), "--no-plots"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 100):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = load_jsonl(out)
+    assert 100 <= len(partial) < 464
+    res = ferkit("analyze", VIDEO, "--fps", "all", "-o", out, "--resume", "--no-plots", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    recs = load_jsonl(out)
+    assert [r["frame_index"] for r in recs] == list(range(464))
+
+
+def test_evaluate_report_keys_aliases_and_misses(tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "ds"
+    for folder, cls in (("anger", "angry"), ("happiness", "happy"), ("contempt", None)):
+        (data / folder).mkdir(parents=True)
+        for p in sorted((FER / "test" / (cls or "neutral")).iterdir())[:6]:
+            shutil.copy(p, data / folder / p.name)
+    cv2.imwrite(str(data / "happiness" / "blank.png"), np.full((120, 120), 90, np.uint8))  # no face → a miss
+    report = tmp_path / "r.json"
+    res = ferkit("evaluate", data, "--report", report, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (block,) = json.loads(report.read_text())["results"]
+    assert {"n", "accuracy", "macro_f1", "misses", "per_class", "confusion_matrix"} <= set(block)
+    assert block["n"] == 13 and block["misses"] >= 1 and block["skipped_classes"] == {"contempt": 6}
+    assert set(block["per_class"]) == {"angry", "happy"}
+    cm = np.array(block["confusion_matrix"]["matrix"])
+    assert cm.sum() == block["n"] - block["misses"]

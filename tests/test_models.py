@@ -1,0 +1,66 @@
+"""The bundled model: integrity check, outputs, and accuracy on a real FER2013 test subset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import CLASSES, fer_files
+
+from ferkit.align import resize_crop
+from ferkit.errors import ModelError
+from ferkit.models import load_model
+
+
+def test_card_is_complete(model) -> None:
+    card = json.loads((model.folder / "card.json").read_text())
+    for key in (
+        "name",
+        "classes",
+        "input_size",
+        "channels",
+        "mean",
+        "std",
+        "preprocessing",
+        "sha256",
+        "metrics",
+        "architecture",
+        "training",
+    ):
+        assert key in card
+    assert card["classes"] == CLASSES
+    assert len(card["training"]["validation_files"]) > 2000
+    assert (model.folder / "model.onnx").stat().st_size < 20e6
+
+
+def test_subset_accuracy_far_above_chance(model) -> None:
+    files = fer_files("test", 20)
+    crops = np.stack([resize_crop(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), model.input_size) for p in files])
+    probs = model.predict_proba(crops, batch_size=32)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    acc = np.mean([model.classes[i] == p.parent.name for i, p in zip(probs.argmax(1), files, strict=True)])
+    assert acc > 0.5  # chance is 1/7; the full test set is scored in benchmarks/
+
+
+def test_batch_size_does_not_change_predictions(model) -> None:
+    crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 3)])
+    np.testing.assert_allclose(model.logits(crops, 1), model.logits(crops, 64), atol=1e-4)
+
+
+def test_hash_mismatch_is_refused(model, tmp_path: Path) -> None:
+    bad = tmp_path / "m"
+    shutil.copytree(model.folder, bad)
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256 mismatch"):
+        load_model(bad)
+
+
+def test_unknown_model_name_lists_known() -> None:
+    with pytest.raises(ModelError, match="known names: ferkit"):
+        load_model("no-such-model")

@@ -1,0 +1,111 @@
+"""End to end through the Python API: image|video × one|several faces × batch 1|many, records valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from conftest import VIDEO
+
+import ferkit
+from ferkit.records import record_schema
+from ferkit.timeline import count_switches
+
+SCHEMA = record_schema()
+
+
+def valid(records: list[dict]) -> list[dict]:
+    for r in records:
+        jsonschema.validate(r, SCHEMA)
+    return records
+
+
+def test_single_photo_one_face() -> None:
+    from ferkit.demo import sample_image
+
+    (rec,) = valid(ferkit.analyze(sample_image()))
+    assert rec["face_id"] == 0 and rec["timestamp"] is None and rec["alignment"] == "keypoints"
+    assert abs(sum(rec["probabilities"].values()) - 1) < 1e-3
+    assert rec["smoothed_emotion"] == rec["emotion"]
+
+
+def test_photo_with_four_faces(grid_image: Path) -> None:
+    recs = valid(ferkit.analyze(grid_image))
+    assert len(recs) == 4 and len({r["face_id"] for r in recs}) == 4
+    half = 288  # each tile is a 72-px padded crop upscaled 4×
+    centres = sorted((r["box"][1] + r["box"][3] / 2 > half, r["box"][0] + r["box"][2] / 2 > half) for r in recs)
+    assert centres == [(False, False), (False, True), (True, False), (True, True)]  # one face per tile
+    assert {r["emotion"] for r in recs} & {"happy", "surprise"}
+
+
+def test_folder_of_crops_batch(crops_folder: Path) -> None:
+    recs = valid(ferkit.analyze(crops_folder, crops=True))
+    assert len(recs) == 14  # 2 bad files skipped
+    assert all(r["alignment"] == "crop" and r["box"][2:] == [48, 48] for r in recs)
+    truth = [Path(r["source"]).name.split("_")[0] for r in recs]
+    assert np.mean([t == r["emotion"] for t, r in zip(truth, recs, strict=True)]) >= 0.5
+
+
+def test_video_one_face_timestamps_and_ids() -> None:
+    df = ferkit.analyze(VIDEO, fps=5, as_dataframe=True)
+    valid(df.to_dict("records"))
+    assert df["face_id"].notna().all() and set(df["face_id"]) == {0}
+    ts = df["timestamp"].to_numpy()
+    assert np.all(np.diff(ts) > 0) and ts[0] == 0 and 15.0 < ts[-1] < 15.49
+    assert len(df) == 78
+
+
+def test_video_two_faces_stable_ids(two_face_video: Path) -> None:
+    recs = valid(ferkit.analyze(two_face_video, fps=None))
+    by_frame: dict[int, list[dict]] = {}
+    for r in recs:
+        by_frame.setdefault(r["frame_index"], []).append(r)
+    assert len(by_frame) >= 85 and all(len(v) == 2 for v in by_frame.values())
+    ids = {tuple(r["face_id"] for r in sorted(v, key=lambda r: r["box"][0])) for v in by_frame.values()}
+    assert len(ids) == 1 and set(next(iter(ids))) == {0, 1}  # left face keeps one id, right face the other
+    assert {r["alignment"] for r in recs} == {"keypoints"}
+
+
+def test_frames_without_faces_are_records(blank_video: Path) -> None:
+    recs = valid(ferkit.analyze(blank_video, fps=None))
+    assert len(recs) == 10
+    assert all(r["face_id"] is None and r["emotion"] is None and r["timestamp"] is not None for r in recs)
+
+
+def test_smoothing_reduces_label_switches() -> None:
+    recs = ferkit.analyze(VIDEO, fps=None)
+    raw = count_switches(r["emotion"] for r in recs)
+    smooth = count_switches(r["smoothed_emotion"] for r in recs)
+    assert raw >= 5, "the talking-face video should make frame labels flicker"
+    assert smooth < raw / 3
+
+
+def test_smoother_hysteresis_on_hand_made_sequence() -> None:
+    from ferkit.timeline import smooth_sequence
+
+    a, b = np.array([0.8, 0.2]), np.array([0.2, 0.8])
+    seq = np.array([a, a, b, a, a, b, b, b, b, b, b])  # one-sample blip, then a lasting change
+    labels, _ = smooth_sequence(np.arange(len(seq)) * 0.1, seq, tau=0.1, margin=0.1, k=3)
+    assert labels[:5] == [0] * 5 and labels[-1] == 1
+    assert count_switches(labels) == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_other_formats_round_trip(tmp_path: Path, grid_image: Path, fmt: str) -> None:
+    out = tmp_path / f"r.{fmt}"
+    df = ferkit.analyze(grid_image, output=out, fmt=fmt, as_dataframe=True)
+    assert out.exists() and len(df) == 4
+    valid(
+        [
+            {
+                **r,
+                "face_id": int(r["face_id"]),
+                "frame_index": int(r["frame_index"]),
+                "timestamp": None,
+                "box": list(r["box"]),
+            }
+            for r in df.to_dict("records")
+        ]
+    )

@@ -1,0 +1,59 @@
+"""Streaming decode, sampling and timestamps on the shared video; broken videos."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import VIDEO
+
+from ferkit.errors import InputError
+from ferkit.video import DecodeWarning, iter_video, video_info
+
+
+def test_every_frame_timestamps_match_duration() -> None:
+    info = video_info(VIDEO)
+    frames = list(iter_video(VIDEO, None))
+    ts = np.array([f.timestamp for f in frames])
+    assert len(frames) == info.frames == 464
+    assert np.all(np.diff(ts) > 0) and ts[0] == 0
+    assert abs(ts[-1] - (info.frames - 1) / info.fps) < 1e-3  # 463 / 29.97 s
+    assert frames[0].gray.shape == (336, 596) and frames[0].rgb().shape == (336, 596, 3)
+
+
+@pytest.mark.parametrize("fps", [5.0, 2.0, 12.5])
+def test_sampling_rate_and_true_timestamps(fps: float) -> None:
+    every = {f.index: f.timestamp for f in iter_video(VIDEO, None)}
+    sampled = list(iter_video(VIDEO, fps))
+    ts = np.array([f.timestamp for f in sampled])
+    assert len(sampled) == pytest.approx(15.45 * fps, abs=1.5)
+    assert np.allclose(np.diff(ts), 1 / fps, atol=1 / 29.97 + 1e-6)
+    assert all(every[f.index] == f.timestamp for f in sampled)  # real presentation times, not interpolated
+
+
+def test_truncated_video_keeps_decoded_frames(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(VIDEO.read_bytes()[: VIDEO.stat().st_size // 3])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", DecodeWarning)
+        try:
+            frames = list(iter_video(cut, None))
+        except InputError as e:  # moov atom at the end: nothing decodable is also a clear error
+            assert "cut.mp4" in str(e)
+            return
+    assert 0 < len(frames) < 464
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video at all" * 10])
+def test_empty_or_garbage_video_is_an_input_error(tmp_path: Path, content: bytes) -> None:
+    p = tmp_path / "bad.mp4"
+    p.write_bytes(content)
+    with pytest.raises(InputError, match="bad.mp4"):
+        list(iter_video(p, 5))
+
+
+def test_missing_video(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        list(iter_video(tmp_path / "nope.mp4", 5))
