@@ -50,7 +50,7 @@ def test_truncated_video_keeps_decoded_frames(tmp_path: Path) -> None:
 def test_empty_or_garbage_video_is_an_input_error(tmp_path: Path, content: bytes) -> None:
     p = tmp_path / "bad.mp4"
     p.write_bytes(content)
-    with pytest.raises(InputError, match="bad.mp4"):
+    with pytest.raises(InputError, match=r"bad\.mp4"):
         list(iter_video(p, 5))
 
 

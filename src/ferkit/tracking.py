@@ -102,7 +102,7 @@ class FaceTracker:
 
     @staticmethod
     def _corners(gray: np.ndarray, face: Face) -> np.ndarray | None:
-        x, y, w, h = (int(round(v)) for v in face.box)
+        x, y, w, h = (round(v) for v in face.box)
         mask = np.zeros_like(gray)
         mask[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)] = 255
         return cv2.goodFeaturesToTrack(gray, maxCorners=40, qualityLevel=0.01, minDistance=4, mask=mask)
