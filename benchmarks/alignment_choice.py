@@ -1,0 +1,95 @@
+"""Which framing serves uncropped photos best? FER2013 test faces turned into small 'photos' (padded by a quarter
+of their size with replicated edges, upscaled 4×, so the detector must find and align them) are scored with:
+
+- ``crops``: the original crop (``--crops``; the upper bound, no detection),
+- ``fer``: BlazeFace + alignment onto FER_TEMPLATE (the template derived from FER2013 crops; the default),
+- ``tight``: BlazeFace + alignment onto an ArcFace-like tighter template,
+- ``box``: BlazeFace box only, the box-based crop used when a detector gives no keypoints (Haar).
+
+    python benchmarks/alignment_choice.py [--per-class 150]
+
+Results: printed + benchmarks/results/alignment_choice.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from ferkit.align import align_box, align_keypoints, resize_crop
+from ferkit.faces import create_detector
+from ferkit.models import load_model
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "fer2013" / "test"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--per-class", type=int, default=150, help="images per class (sorted order), 0 = all")
+    ap.add_argument("--model", default="ferkit")
+    args = ap.parse_args()
+    model = load_model(args.model)
+    det = create_detector("blazeface")
+    size = model.input_size
+    crops: dict[str, list[np.ndarray | None]] = {k: [] for k in ("crops", "fer", "tight", "box")}
+    truth = []
+    for cdir in sorted(Path(args.data).iterdir()):
+        files = sorted(cdir.iterdir())
+        for p in files[: args.per_class or None]:
+            gray = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+            pad = gray.shape[0] // 4
+            photo = cv2.resize(
+                cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE),
+                None,
+                fx=4,
+                fy=4,
+                interpolation=cv2.INTER_CUBIC,
+            )
+            faces = det.detect(cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB))
+            truth.append(cdir.name)
+            crops["crops"].append(resize_crop(gray, size))
+            f = faces[0] if faces else None
+            crops["fer"].append(align_keypoints(photo, f.keypoint_array(), size, "fer") if f else None)
+            crops["tight"].append(align_keypoints(photo, f.keypoint_array(), size, "tight") if f else None)
+            crops["box"].append(align_box(photo, f.box, size) if f else None)
+    results = {}
+    for name, items in crops.items():
+        idx = [i for i, c in enumerate(items) if c is not None]
+        pred = np.array(["__no_face__"] * len(items), dtype=object)
+        probs = model.predict_proba(np.stack([items[i] for i in idx]))
+        pred[idx] = [model.classes[j] for j in probs.argmax(1)]
+        results[name] = {
+            "n": len(items),
+            "misses": len(items) - len(idx),
+            "accuracy": round(float(accuracy_score(truth, pred)), 4),
+            "macro_f1": round(float(f1_score(truth, pred, labels=model.classes, average="macro")), 4),
+        }
+        print(
+            f"{name:6s} accuracy {results[name]['accuracy']:.4f}  macro-F1 {results[name]['macro_f1']:.4f}  "
+            f"misses {results[name]['misses']}/{len(items)}"
+        )
+    out = HERE / "results" / "alignment_choice.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/alignment_choice.py",
+                "model": model.name,
+                "per_class": args.per_class,
+                "results": results,
+            },
+            indent=1,
+        )
+    )
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

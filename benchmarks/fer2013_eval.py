@@ -1,0 +1,44 @@
+"""Accuracy, macro-F1 and per-class recall of a model on FER2013 test (7,178 crops, ``--crops`` path).
+
+    python benchmarks/fer2013_eval.py [--model ferkit] [--data ../shared/data/fer2013/test]
+
+Same code path as ``ferkit evaluate DATA --crops``. Results: printed + benchmarks/results/fer2013_<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ferkit.evaluate import evaluate, report
+from ferkit.models import load_model
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "fer2013" / "test"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="ferkit")
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    args = ap.parse_args()
+    model = load_model(args.model)
+    t0 = time.perf_counter()
+    block = evaluate(model, Path(args.data), crops=True)
+    dt = time.perf_counter() - t0
+    print(
+        f"{model.name} on {args.data}: n={block['n']} accuracy={block['accuracy']:.4f} "
+        f"macro-F1={block['macro_f1']:.4f} ({dt:.1f} s incl. image reading)"
+    )
+    for c, m in block["per_class"].items():
+        print(f"  {c:9s} recall {m['recall']:.3f}  precision {m['precision']:.3f}  f1 {m['f1']:.3f}  n={m['support']}")
+    out = HERE / "results" / f"fer2013_{Path(args.model).name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"command": "python benchmarks/fer2013_eval.py", **report([block])}, indent=1))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

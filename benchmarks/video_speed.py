@@ -1,0 +1,120 @@
+"""Every-frame video analysis speed and peak memory, with the stages broken down.
+
+    python benchmarks/video_speed.py [--video ../shared/data/videos/woman_talking.mp4] [--long 4]
+
+Each configuration runs in its own subprocess (so peak RSS is its own) and is timed end to end after the model and
+detector are loaded (load time is reported separately). ``--long N`` also analyses an N× longer re-encoded copy
+to show that memory stays flat in video length. Results: printed table + benchmarks/results/video_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_VIDEO = HERE.parent.parent / "shared" / "data" / "videos" / "woman_talking.mp4"
+
+
+def run_config(video: str, mode: str) -> dict:
+    """Run one configuration in this process; returns frames, seconds, peak RSS."""
+    import numpy as np
+
+    from ferkit.faces import create_detector
+    from ferkit.models import load_model
+    from ferkit.pipeline import AnalyzeOptions, Analyzer
+    from ferkit.video import iter_video
+
+    t_load = time.perf_counter()
+    model = load_model("ferkit")
+    det = create_detector("blazeface")
+    model.predict_proba(np.zeros((1, model.input_size, model.input_size), np.uint8))
+    load_s = time.perf_counter() - t_load
+    t0 = time.perf_counter()
+    if mode == "decode":
+        n = sum(1 for _ in iter_video(Path(video), None))
+    elif mode == "decode+detect":
+        n = sum(len(det.detect(f.rgb())) >= 0 for f in iter_video(Path(video), None))
+    else:
+        interval = {"ferkit": 0.2, "ferkit-detect-every-frame": 0.0}[mode]
+        analyzer = Analyzer(model, AnalyzeOptions(fps=None, detect_interval=interval), _detector=det)
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as out:
+            n = 0
+            last = -1
+            for rec in analyzer.iter_source(Path(video)):
+                out.write(json.dumps(rec.to_dict()) + "\n")
+                n += rec.frame_index != last
+                last = rec.frame_index
+    dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": mode,
+        "frames": n,
+        "seconds": round(dt, 3),
+        "fps": round(n / dt, 1),
+        "load_s": round(load_s, 2),
+        "peak_rss_mb": round(rss, 1),
+    }
+
+
+def longer_copy(video: Path, times: int, out: Path) -> Path:
+    """Re-encode ``video`` ``times`` times in a row (MPEG-4) to get a longer clip of the same content."""
+    import av
+
+    from ferkit.demo import write_video
+
+    frames = []
+    with av.open(str(video)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    rate = 30
+    return write_video(frames * times, out, fps=rate)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=str(DEFAULT_VIDEO))
+    ap.add_argument("--long", type=int, default=4, help="also run an N× longer copy (0: skip)")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_config(*args.child)))
+        return
+    runs = []
+    modes = ["decode", "decode+detect", "ferkit-detect-every-frame", "ferkit"]
+    videos = [args.video]
+    if args.long:
+        tmp = Path(tempfile.mkdtemp()) / f"long_x{args.long}.mp4"
+        videos.append(str(longer_copy(Path(args.video), args.long, tmp)))
+    for video in videos:
+        for mode in modes if video == args.video else ["ferkit"]:
+            cmd = [sys.executable, __file__, "--child", video, mode]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)  # noqa: S603 - this script
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            r["video"] = Path(video).name
+            runs.append(r)
+            print(
+                f"{r['video']:24s} {mode:28s} {r['frames']:5d} frames {r['seconds']:7.2f} s "
+                f"{r['fps']:7.1f} frames/s  peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    import platform
+
+    doc = {
+        "command": "python benchmarks/video_speed.py",
+        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "runs": runs,
+    }
+    out = HERE / "results" / "video_speed.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
