@@ -122,3 +122,13 @@ def test_evaluate_report_keys_aliases_and_misses(tmp_path: Path) -> None:
     assert set(block["per_class"]) == {"angry", "happy"}
     cm = np.array(block["confusion_matrix"]["matrix"])
     assert cm.sum() == block["n"] - block["misses"]
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    res = ferkit("demo", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    photo = load_jsonl(tmp_path / "ferkit-results" / "astronaut.jsonl")
+    clip = load_jsonl(tmp_path / "ferkit-results" / "astronaut_pan.jsonl")
+    assert len(photo) == 1 and photo[0]["face_id"] == 0
+    assert len(clip) == 20 and all(r["face_id"] == 0 for r in clip)  # 4 s at the default 5 samples/s
+    assert (tmp_path / "ferkit-results" / "astronaut_pan.timeline.png").exists()

@@ -19,7 +19,7 @@ from ferkit import __version__
 from ferkit.align import align_face, resize_crop, to_channels
 from ferkit.datasets import list_folder_dataset
 from ferkit.errors import InputError
-from ferkit.faces import create_detector
+from ferkit.faces import create_detector, detect_tiled
 from ferkit.models import EmotionModel
 from ferkit.video import read_image
 
@@ -76,7 +76,7 @@ def predict_dataset(
         y_true.append(item.label)
         img = resize_crop(rgb, size, ch) if crops else None
         if det is not None:
-            faces = det.detect(rgb)
+            faces = detect_tiled(det, rgb)
             if faces:
                 img, _ = align_face(to_channels(rgb, ch), faces[0], size, template)
         if img is not None:

@@ -14,19 +14,10 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ferkit.faces import Detector, Face
+from ferkit.faces import Detector, Face, detect_tiled, iou
 from ferkit.video import Frame
 
 _LK = {"winSize": (21, 21), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
@@ -131,42 +122,4 @@ def _flow(prev: np.ndarray, gray: np.ndarray, t: Track) -> tuple[Face, np.ndarra
     m, inliers = cv2.estimateAffinePartial2D(t.points[ok], new[ok], method=cv2.RANSAC, ransacReprojThreshold=2.0)
     if m is None or inliers.sum() < 6:
         return None
-    return _move_face(t.face, m), new[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
-
-
-def detect_tiled(detector: Detector, rgb: np.ndarray, nms_iou: float = 0.4) -> list[Face]:
-    """Detect on the whole image and on overlapping square windows, merged by non-maximum suppression.
-
-    BlazeFace sees a 128-px downscale of its input, so faces that are small in a big or wide image (group photos,
-    side-by-side videos) are only found in a window.
-    """
-    h, w = rgb.shape[:2]
-    faces = detector.detect(rgb)
-    side = int(min(h, w) * (1.0 if max(h, w) > 1.5 * min(h, w) else 0.6))
-    if side < 64:
-        return faces
-    step = max(1, int(side * 0.75))
-    xs = sorted({*range(0, w - side + 1, step), w - side})
-    ys = sorted({*range(0, h - side + 1, step), h - side})
-    for y0 in ys:
-        for x0 in xs:
-            if (x0, y0, side) == (0, 0, max(h, w)):
-                continue
-            for f in detector.detect(rgb[y0 : y0 + side, x0 : x0 + side]):
-                m = np.array([[1.0, 0, x0], [0, 1.0, y0]])
-                faces.append(_move_face(f, m))
-    faces.sort(key=lambda f: -f.score)
-    kept: list[Face] = []
-    for f in faces:
-        if all(iou(f.box, k.box) < nms_iou for k in kept):
-            kept.append(f)
-    return kept
-
-
-def _move_face(face: Face, m: np.ndarray) -> Face:
-    """Apply a 2×3 similarity transform to a face's keypoints and box."""
-    kp = {k: tuple(float(v) for v in m @ np.array([x, y, 1.0])) for k, (x, y) in face.keypoints.items()}
-    x, y, w, h = face.box
-    cx, cy = m @ np.array([x + w / 2, y + h / 2, 1.0])
-    s = float(np.hypot(m[0, 0], m[1, 0]))
-    return Face((cx - w * s / 2, cy - h * s / 2, w * s, h * s), face.score, kp)
+    return t.face.transformed(m), new[ok][inliers.ravel() == 1].reshape(-1, 1, 2)

@@ -213,8 +213,23 @@ def fit(data: Path, run: Path, cfg: TrainConfig, resume: bool) -> None:
     (run / "history.json").write_text(json.dumps(history, indent=1))
 
 
-def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferkit") -> dict:
-    """Export ``run/best.pt`` to ``out/model.onnx`` + ``out/card.json``; score on ``test_dir`` if given."""
+class FlipAverage(torch.nn.Module):
+    """Test-time augmentation inside the graph: average the outputs for the image and its mirror."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (l1, e1), (l2, e2) = self.model(x), self.model(x.flip(3))
+        return (l1 + l2) / 2, (e1 + e2) / 2
+
+
+def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferkit", flip_tta: bool = False) -> dict:
+    """Export ``run/best.pt`` to ``out/model.onnx`` + ``out/card.json``; score on ``test_dir`` if given.
+
+    ``flip_tta`` builds mirror averaging into the graph (about +0.5 % accuracy for twice the compute).
+    """
     from ferkit.evaluate import evaluate
     from ferkit.models import load_model, sha256_file
 
@@ -227,7 +242,7 @@ def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferk
     dummy = torch.zeros(1, 1, cfg.input_size, cfg.input_size)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter: no onnxscript needed
     torch.onnx.export(
-        model,
+        FlipAverage(model) if flip_tta else model,
         dummy,
         out / "model.onnx",
         input_names=["input"],
@@ -253,7 +268,11 @@ def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferk
         "onnx_file": "model.onnx",
         "outputs": {"logits": "class scores (softmax gives probabilities)", "embedding": "pooled features"},
         "sha256": sha256_file(out / "model.onnx"),
-        "architecture": {"backbone": cfg.backbone, "parameters": sum(p.numel() for p in model.parameters())},
+        "architecture": {
+            "backbone": cfg.backbone,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "flip_tta": flip_tta,
+        },
         "training": {
             "script": "python -m ferkit.train fit --data ../shared/data/fer2013 --run runs/bundled",
             "config": asdict(cfg),
@@ -288,9 +307,11 @@ def export_cmd(
     run: Path = typer.Option(Path("runs/bundled"), help="run folder with best.pt and split.json"),
     out: Path = typer.Option(Path("src/ferkit/models/ferkit"), help="model folder to write"),
     test_dir: Path | None = typer.Option(None, help="score the exported model here (e.g. fer2013/test)"),
+    name: str = typer.Option("ferkit", help="model name recorded in the card"),
+    flip_tta: bool = typer.Option(False, help="average with the mirrored image inside the graph"),
 ) -> None:
     """Export the best checkpoint to an ONNX model folder with its card."""
-    card = export(run, out, test_dir)
+    card = export(run, out, test_dir, name, flip_tta)
     typer.echo(json.dumps(card["metrics"].get("fer2013_test", {}).get("accuracy")))
 
 
