@@ -59,10 +59,11 @@ FER_JPEG = sorted((FER / "test" / "happy").iterdir())[0]
         (lambda d: d / "missing.jpg", "no such file"),
         (lambda d: put(d / "notes.jpg", b"hello"), "not an image"),
         (lambda d: put(d / "cut.jpg", FER_JPEG.read_bytes()[:300]), "corrupt or truncated"),
-        (lambda d: put(d / "empty.mp4", b""), "empty.mp4"),
-        (lambda d: put(d / "garbage.mp4", os.urandom(5000)), "garbage.mp4"),
+        (lambda d: put(d / "empty.mp4", b""), "empty.mp4: not a readable video"),
+        (lambda d: put(d / "garbage.mp4", os.urandom(5000)), "garbage.mp4: not a readable video"),
+        (lambda d: put(d / "clip [final].mp4", b"x"), "clip [final].mp4: not a readable video"),
     ],
-    ids=["missing", "non-image", "truncated-image", "empty-video", "corrupt-video"],
+    ids=["missing", "non-image", "truncated-image", "empty-video", "corrupt-video", "brackets-in-name"],
 )
 def test_bad_inputs_one_line_errors(tmp_path: Path, make, needle: str) -> None:
     assert_clean_error(ferkit("analyze", make(tmp_path), cwd=tmp_path), needle)
@@ -78,6 +79,25 @@ def test_bad_options(tmp_path: Path) -> None:
     assert_clean_error(ferkit("analyze", VIDEO, "--fps", "fast", cwd=tmp_path), "--fps")
     assert_clean_error(ferkit("analyze", VIDEO, "--format", "xml", cwd=tmp_path), "--format")
     assert_clean_error(ferkit("analyze", VIDEO, "--model", "nope", cwd=tmp_path), "no model named")
+    assert_clean_error(ferkit("analyze", VIDEO, "--detector", "nope", cwd=tmp_path), "unknown detector")
+    assert_clean_error(
+        ferkit("analyze", VIDEO, "-o", tmp_path / "x.jsonl", "--format", "csv", cwd=tmp_path),
+        "does not match --format csv",
+    )
+    assert_clean_error(ferkit("analyze", VIDEO, "-o", tmp_path, cwd=tmp_path), "cannot write output")
+    assert_clean_error(ferkit("evaluate", tmp_path / "nope", cwd=tmp_path), "dataset folder not found")
+    assert_clean_error(ferkit("analyze", tmp_path, cwd=tmp_path), "no image or video files")
+
+
+def test_same_input_names_get_distinct_outputs(tmp_path: Path) -> None:
+    from ferkit.demo import sample_image
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "face.jpg").write_bytes(sample_image().read_bytes())
+    res = ferkit("analyze", "a/face.jpg", "b/face.jpg", "--no-plots", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["ferkit-results/face.jsonl", "ferkit-results/face_2.jsonl"]
 
 
 def test_folder_skips_and_counts_bad_files(tmp_path: Path, crops_folder: Path) -> None:
@@ -98,6 +118,8 @@ def test_interrupted_run_leaves_valid_file_and_resumes(tmp_path: Path) -> None:
     proc.wait()
     partial = load_jsonl(out)
     assert 100 <= len(partial) < 464
+    with open(out, "a") as f:  # as if the kill had landed in the middle of a line
+        f.write('{"source": "half a rec')
     res = ferkit("analyze", VIDEO, "--fps", "all", "-o", out, "--resume", "--no-plots", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     recs = load_jsonl(out)

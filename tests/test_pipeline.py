@@ -92,20 +92,23 @@ def test_smoother_hysteresis_on_hand_made_sequence() -> None:
     assert count_switches(labels) == 1
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_other_formats_round_trip(tmp_path: Path, grid_image: Path, fmt: str) -> None:
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_formats_round_trip_to_valid_records(tmp_path: Path, grid_image: Path, fmt: str) -> None:
+    from ferkit.records import read_records, to_record_dicts
+
     out = tmp_path / f"r.{fmt}"
-    df = ferkit.analyze(grid_image, output=out, fmt=fmt, as_dataframe=True)
-    assert out.exists() and len(df) == 4
-    valid(
-        [
-            {
-                **r,
-                "face_id": int(r["face_id"]),
-                "frame_index": int(r["frame_index"]),
-                "timestamp": None,
-                "box": list(r["box"]),
-            }
-            for r in df.to_dict("records")
-        ]
-    )
+    recs = ferkit.analyze(grid_image, output=out, fmt=fmt)
+    back = valid(to_record_dicts(read_records(out)))
+    assert len(back) == len(recs) == 4
+    for a, b in zip(recs, back, strict=True):
+        assert a["face_id"] == b["face_id"] and a["emotion"] == b["emotion"] and b["timestamp"] is None
+        assert np.allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-5)
+
+
+def test_explicit_bad_file_raises_in_api(tmp_path: Path) -> None:
+    from ferkit.errors import InputError
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    with pytest.raises(InputError, match="not an image"):
+        ferkit.analyze(bad)

@@ -12,7 +12,7 @@ from ferkit.evaluate import evaluate as _evaluate_one
 from ferkit.evaluate import report
 from ferkit.models import EmotionModel, load_model
 from ferkit.pipeline import AnalyzeOptions, Analyzer, collect_inputs
-from ferkit.records import FaceRecord, RecordWriter, read_records, resume_points
+from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points
 from ferkit.video import is_video
 
 RESULTS_DIR = Path("ferkit-results")
@@ -31,11 +31,18 @@ class AnalysisSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def default_output(path: Path, fmt: str) -> Path:
-    """``./ferkit-results/<input name>.<format>`` (the file stem, or the folder name)."""
-    path = Path(path)
-    name = path.name if path.is_dir() else path.stem
-    return RESULTS_DIR / f"{name or 'results'}.{fmt}"
+def default_outputs(paths: list[Path], fmt: str) -> list[Path]:
+    """``./ferkit-results/<input name>.<format>`` per input (file stem or folder name), made unique."""
+    outs: list[Path] = []
+    for p in paths:
+        name = (p.name if p.is_dir() else p.stem) or "results"
+        if name in ("", ".", ".."):
+            name = p.resolve().name or "results"
+        out, n = RESULTS_DIR / f"{name}.{fmt}", 2
+        while out in outs:
+            out, n = RESULTS_DIR / f"{name}_{n}.{fmt}", n + 1
+        outs.append(out)
+    return outs
 
 
 def _model(model: str | Path | EmotionModel) -> EmotionModel:
@@ -50,63 +57,62 @@ def run_analysis(
     options: AnalyzeOptions | None = None,
     resume: bool = False,
     plots: bool = True,
-    progress: Callable[[FaceRecord | None, Path], None] | None = None,
+    progress: Callable[[FaceRecord], None] | None = None,
 ) -> AnalysisSummary:
     """Analyse inputs and write records (one file per input, or all into ``output``), plus plots.
 
     Files named explicitly must be readable (``InputError`` otherwise); files found inside folders are skipped and
-    listed in the summary when bad. ``progress(record, source)`` is called per record and once per source end.
+    listed in the summary when bad. ``progress(record)`` is called per record.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no input paths given")
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if output is not None and output.suffix.lstrip(".") in FORMATS and output.suffix.lstrip(".") != fmt:
+        raise InputError(f"{output}: suffix does not match --format {fmt}")
     emodel = _model(model)
     analyzer = Analyzer(emodel, options or AnalyzeOptions())
-    groups = [(Path(output), paths)] if output else [(default_output(p, fmt), [p]) for p in paths]
+    groups = (
+        [(Path(output), paths)] if output else list(zip(default_outputs(paths, fmt), [[p] for p in paths], strict=True))
+    )
     summary = AnalysisSummary()
     for out, group in groups:
         sources = collect_inputs(group)
-        explicit = {p for p in group if not p.is_dir()}
+        if not sources:
+            raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
         writer = RecordWriter(out, fmt, emodel.classes, append=resume)
-        done = resume_points(writer.line_path) if resume else {}
+        done = resume_points(writer.line_path, "jsonl" if fmt == "parquet" else fmt) if resume else {}
         with writer:
-            for src in sources:
-                try:
-                    for rec in analyzer.iter_source(src, start_after=done.get(str(src), -1)):
-                        writer.write(rec)
-                        summary.faces += rec.face_id is not None
-                        summary.no_face += rec.face_id is None
-                        if progress:
-                            progress(rec, src)
-                except InputError as e:
-                    if src in explicit:
-                        raise
-                    summary.skipped.append((str(src), str(e)))
+            for rec in analyzer.iter_records(sources, strict=[p for p in group if not p.is_dir()], start_after=done):
+                writer.write(rec)
+                summary.faces += rec.face_id is not None
+                summary.no_face += rec.face_id is None
                 if progress:
-                    progress(None, src)
+                    progress(rec)
         summary.records += writer.count
         summary.outputs.append(out)
         if plots:
-            summary.plots += _plots(out, fmt)
-    summary.warnings = analyzer.warnings
+            try:
+                summary.plots += _plots(out, fmt)
+            except Exception as e:
+                analyzer.warnings.append(f"plots for {out} failed: {e}")
+    summary.skipped, summary.warnings = analyzer.skipped, analyzer.warnings
     return summary
 
 
 def _plots(out: Path, fmt: str) -> list[Path]:
     from ferkit.plots import plot_distribution, plot_timeline
 
-    frame = read_records(out)
+    frame = read_records(out, fmt)
     if frame.empty:
         return []
     base = out.with_suffix("")
     made = [plot_distribution(frame, base.with_name(base.name + ".distribution.png"))]
+    several = frame["source"].nunique() > 1
     for src, d in frame.groupby("source"):
         if d["timestamp"].notna().any() and is_video(Path(src)):
-            name = (
-                f"{base.name}.{Path(src).stem}.timeline.png"
-                if len(frame["source"].unique()) > 1
-                else (f"{base.name}.timeline.png")
-            )
+            name = f"{base.name}.{Path(src).stem}.timeline.png" if several else f"{base.name}.timeline.png"
             made.append(plot_timeline(d, base.with_name(name), title=f"{Path(src).name}: emotion timeline"))
     return made
 
@@ -123,18 +129,30 @@ def analyze(
 ) -> list[dict[str, Any]] | Any:
     """Analyse images, folders or videos; returns records (dicts) or a DataFrame.
 
-    With ``output`` the records are also written there (as ``ferkit analyze --output``). Bad files inside folders
-    are skipped; extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
+    With ``output`` the records are also written there (as ``ferkit analyze --output``). Files named explicitly
+    must be readable (``InputError``); bad files inside folders are skipped. Extra keyword arguments go to
+    :class:`~ferkit.pipeline.AnalyzeOptions`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    paths = [Path(p) for p in paths]
     opts = AnalyzeOptions(fps=fps, crops=crops, **options)
     if output is not None:
-        run_analysis(paths, Path(output), fmt, model, opts, plots=False)
-        frame = read_records(Path(output))
-        return frame if as_dataframe else frame.to_dict("records")
-    analyzer = Analyzer(_model(model), opts)
-    records = [r.to_dict() for r in analyzer.iter_records(collect_inputs(paths))]
+        collected: list[FaceRecord] = []
+        run_analysis(
+            paths,
+            Path(output),
+            fmt,
+            model,
+            opts,
+            plots=False,
+            progress=collected.append,
+        )
+        records = [r.to_dict() for r in collected]
+    else:
+        analyzer = Analyzer(_model(model), opts)
+        strict = [p for p in paths if not p.is_dir()]
+        records = [r.to_dict() for r in analyzer.iter_records(collect_inputs(paths), strict=strict)]
     if as_dataframe:
         import pandas as pd
 

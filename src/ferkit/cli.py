@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -64,29 +65,27 @@ def analyze(
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.api import run_analysis
     from ferkit.pipeline import AnalyzeOptions
-    from ferkit.records import FORMATS
+    from ferkit.records import FaceRecord
 
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops, detector=detector, detect_interval=detect_interval)
     with _progress() as bar:
         task = bar.add_task("analysing", total=None)
 
-        def tick(rec: object, src: Path) -> None:
-            bar.update(task, description=f"analysing {src.name}", advance=1 if rec is not None else 0)
+        def tick(rec: FaceRecord) -> None:
+            bar.update(task, description=f"analysing {Path(rec.source).name}", advance=1)
 
         summary = run_analysis(paths, output, fmt, model, opts, resume, plots, tick)
     for out in summary.outputs:
         typer.echo(str(out))
     for p in summary.plots:
-        console.print(f"plot: {p}")
+        console.print(f"plot: {escape(str(p))}")
     console.print(f"{summary.records} records ({summary.faces} faces, {summary.no_face} frames without a face)")
     for w in summary.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
     if summary.skipped:
         console.print(f"[yellow]skipped {len(summary.skipped)} bad file(s):[/]")
         for _path, why in summary.skipped:
-            console.print(f"  {why}")
+            console.print(f"  {escape(why)}")
 
 
 @app.command()
@@ -160,7 +159,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except FerkitError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: records written so far are kept (rerun with --resume)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ferkit.errors import InputError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 #: Common folder names of other datasets mapped onto ferkit's class names.
@@ -52,11 +54,11 @@ class LabelledImage:
 def list_folder_dataset(root: Path) -> list[LabelledImage]:
     """List ``root/<class>/<image>`` files, sorted, with canonical labels.
 
-    Raises ``FileNotFoundError`` for a missing root and ``ValueError`` when it holds no class folder with images.
+    Raises ``InputError`` for a missing root or one without any class folder holding images.
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
+        raise InputError(f"{root}: dataset folder not found")
     items = [
         LabelledImage(p, d.name, canonical_class(d.name))
         for d in sorted(root.iterdir())
@@ -65,5 +67,5 @@ def list_folder_dataset(root: Path) -> list[LabelledImage]:
         if is_image_file(p)
     ]
     if not items:
-        raise ValueError(f"no <class>/<image> files found under {root}")
+        raise InputError(f"{root}: no <class>/<image> files found")
     return items

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ferkit.errors import InputError
+
 KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth")
 
 
@@ -73,7 +75,7 @@ def register_detector(name: str) -> Callable[[type[Detector]], type[Detector]]:
 def create_detector(name: str = "blazeface", **kwargs: object) -> Detector:
     """Build a registered detector; ``ValueError`` names the known ones."""
     if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
+        raise InputError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
     return DETECTORS[name](**kwargs)
 
 

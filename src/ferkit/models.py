@@ -51,7 +51,7 @@ class ModelCard:
         try:
             data = json.loads(Path(path).read_text())
             known = {k: data[k] for k in ("name", "classes", "input_size", "channels", "mean", "std", "sha256")}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:
             raise ModelError(f"cannot read model card {path}: {e}") from e
         except KeyError as e:
             raise ModelError(f"model card {path} lacks the key {e.args[0]!r}") from e
@@ -86,8 +86,15 @@ class EmotionModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self._input = self.session.get_inputs()[0].name
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelError(f"{onnx_path}: not a loadable ONNX model ({e})") from e
+        inp = self.session.get_inputs()[0]
+        self._input = inp.name
+        want = [1 if self.card.channels == "gray" else 3, self.card.input_size, self.card.input_size]
+        if len(inp.shape) != 4 or [d if isinstance(d, int) else None for d in inp.shape[1:]] not in (want,):
+            raise ModelError(f"{onnx_path}: input shape {inp.shape} does not match the card (N, {want})")
 
     @property
     def name(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from ferkit.models import EmotionModel
 from ferkit.records import SENTIMENT, FaceRecord
 from ferkit.timeline import Smoother
 from ferkit.tracking import FaceTracker
-from ferkit.video import VIDEO_SUFFIXES, DecodeWarning, Frame, image_frame, is_video, iter_video
+from ferkit.video import VIDEO_SUFFIXES, Frame, image_frame, is_video, iter_video
 
 
 @dataclass
@@ -52,7 +51,8 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
 
 @dataclass
 class _Pending:
-    frame: Frame
+    index: int
+    timestamp: float | None
     faces: list[tuple[int, Face, str]]  # (face_id, face, alignment kind)
     crops: list[np.ndarray]
 
@@ -73,23 +73,30 @@ class Analyzer:
             self._detector = create_detector(self.options.detector)
         return self._detector
 
-    def iter_records(self, sources: Iterable[Path], skip_bad: bool = True) -> Iterator[FaceRecord]:
-        """Records of every source in order; bad files are skipped and listed in ``skipped`` (or raise)."""
+    def iter_records(
+        self, sources: Iterable[Path], strict: Iterable[Path] = (), start_after: dict[str, int] | None = None
+    ) -> Iterator[FaceRecord]:
+        """Records of every source in order.
+
+        A bad file raises ``InputError`` when it is in ``strict`` (named explicitly), else it is skipped and listed
+        in ``skipped``. ``start_after`` maps a source to the last frame index already written (resume).
+        """
+        strict = {Path(p) for p in strict}
         for src in sources:
             try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", DecodeWarning)
-                    yield from self.iter_source(src)
-                self.warnings += [str(w.message) for w in caught if issubclass(w.category, DecodeWarning)]
+                yield from self.iter_source(src, (start_after or {}).get(str(src), -1))
             except InputError as e:
-                if not skip_bad:
+                if Path(src) in strict:
                     raise
                 self.skipped.append((str(src), str(e)))
 
     def iter_source(self, path: Path, start_after: int = -1) -> Iterator[FaceRecord]:
         """Records of one image or video; frames with index ≤ ``start_after`` are skipped (resume)."""
         path = Path(path)
-        frames: Iterable[Frame] = iter_video(path, self.options.fps) if is_video(path) else [image_frame(path)]
+        if is_video(path):
+            frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings)
+        else:
+            frames = [image_frame(path)]
         tracker = None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
         smoother = Smoother(self.options.tau, self.options.margin, self.options.k)
         batch: list[_Pending] = []
@@ -110,15 +117,14 @@ class Analyzer:
         img = self._image(frame)
         if tracker is None:
             h, w = img.shape[:2]
-            return _Pending(
-                frame, [(0, Face((0, 0, w, h), 1.0), "crop")], [resize_crop(img, size, self.model.channels)]
-            )
+            crop = resize_crop(img, size, self.model.channels)
+            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], [crop])
         faces, crops = [], []
         for t in tracker.update(frame):
             crop, kind = align_face(img, t.face, size, self.options.template)
             crops.append(crop)
             faces.append((t.face_id, t.face, kind))
-        return _Pending(frame, faces, crops)
+        return _Pending(frame.index, frame.timestamp, faces, crops)
 
     def _predict(self, source: str, batch: list[_Pending], smoother: Smoother) -> Iterator[FaceRecord]:
         crops = [c for p in batch for c in p.crops]
@@ -127,32 +133,17 @@ class Analyzer:
         i = 0
         for p in batch:
             if not p.faces:
-                yield FaceRecord(
-                    source,
-                    p.frame.index,
-                    p.frame.timestamp,
-                    None,
-                    None,
-                    None,
-                    None,
-                    self.model.name,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                )
+                yield FaceRecord.no_face(source, p.index, p.timestamp, self.model.name)
                 continue
             for face_id, face, kind in p.faces:
                 pr = probs[i]
                 i += 1
                 top = int(pr.argmax())
-                s_label, s_probs = smoother.update(face_id, p.frame.timestamp, pr)
+                s_label, s_probs = smoother.update(face_id, p.timestamp, pr)
                 yield FaceRecord(
                     source=source,
-                    frame_index=p.frame.index,
-                    timestamp=p.frame.timestamp,
+                    frame_index=p.index,
+                    timestamp=p.timestamp,
                     face_id=face_id,
                     box=[round(float(v), 2) for v in face.box],
                     detection_score=round(face.score, 4),

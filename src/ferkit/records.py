@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from ferkit.errors import InputError
+
 #: Emotion → valence. Surprise has no settled valence (pleasant or not), so it maps to neutral like "neutral".
 SENTIMENT: dict[str, str] = {
     "happy": "positive",
@@ -50,6 +52,12 @@ class FaceRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def no_face(cls, source: str, frame_index: int, timestamp: float | None, model: str) -> FaceRecord:
+        """The record of a frame in which no face was found."""
+        empty = dict.fromkeys(cls.__dataclass_fields__)
+        return cls(**{**empty, "source": source, "frame_index": frame_index, "timestamp": timestamp, "model": model})
+
 
 def record_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one record."""
@@ -67,25 +75,37 @@ def _flat(rec: dict[str, Any], classes: list[str]) -> dict[str, Any]:
 
 
 class RecordWriter:
-    """Append records to ``path`` in ``fmt``; use as a context manager. ``append=True`` continues a file."""
+    """Append records to ``path`` in ``fmt``; use as a context manager. ``append=True`` continues a file.
+
+    The file is opened at the first record (or at close), so a run that fails before producing anything leaves an
+    existing file untouched.
+    """
 
     def __init__(self, path: Path, fmt: str, classes: list[str], append: bool = False) -> None:
         if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        self.path, self.fmt, self.classes = Path(path), fmt, classes
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+            raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        self.path, self.fmt, self.classes, self.append = Path(path), fmt, classes, append
         self.line_path = self.path.with_suffix(".partial.jsonl") if fmt == "parquet" else self.path
-        fresh = not (append and self.line_path.exists() and self.line_path.stat().st_size > 0)
-        self._fh: IO[str] = open(self.line_path, "w" if fresh else "a", newline="")
+        self._fh: IO[str] | None = None
         self._csv: csv.DictWriter | None = None
-        if fmt == "csv":
-            fields = list(_flat(_empty_record(), classes))
-            self._csv = csv.DictWriter(self._fh, fieldnames=fields)
-            if fresh:
-                self._csv.writeheader()
         self.count = 0
 
+    def _open(self) -> IO[str]:
+        fresh = not (self.append and self.line_path.exists() and self.line_path.stat().st_size > 0)
+        try:
+            self.line_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.line_path, "w" if fresh else "a", newline="")
+        except OSError as e:
+            raise InputError(f"{self.line_path}: cannot write output ({e.strerror or e})") from e
+        if self.fmt == "csv":
+            self._csv = csv.DictWriter(fh, fieldnames=list(_flat(_empty_record(), self.classes)))
+            if fresh:
+                self._csv.writeheader()
+        return fh
+
     def write(self, record: FaceRecord) -> None:
+        if self._fh is None:
+            self._fh = self._open()
         rec = record.to_dict()
         if self._csv is not None:
             self._csv.writerow(_flat(rec, self.classes))
@@ -95,9 +115,11 @@ class RecordWriter:
         self.count += 1
 
     def close(self) -> None:
+        if self._fh is None:
+            self._fh = self._open()
         self._fh.close()
         if self.fmt == "parquet":
-            frame = read_records(self.line_path)
+            frame = read_records(self.line_path, "jsonl")
             frame.to_parquet(self.path, index=False)
             self.line_path.unlink()
 
@@ -107,7 +129,7 @@ class RecordWriter:
     def __exit__(self, exc_type, *_: object) -> None:
         if exc_type is None:
             self.close()
-        else:  # keep what was written; a Parquet run leaves its .partial.jsonl
+        elif self._fh is not None:  # keep what was written; a Parquet run leaves its .partial.jsonl
             self._fh.close()
 
 
@@ -115,17 +137,18 @@ def _empty_record() -> dict[str, Any]:
     return {k: None for k in FaceRecord.__dataclass_fields__}
 
 
-def read_records(path: Path):
-    """Read records written in any format (by suffix) into a DataFrame with the record's columns.
+def read_records(path: Path, fmt: str | None = None):
+    """Read records written in ``fmt`` (default: by suffix) into a DataFrame with the record's columns.
 
     CSV's flattened ``box_*``, ``p_*`` and ``sp_*`` columns are folded back into ``box`` and the probability dicts.
     """
     import pandas as pd
 
     path = Path(path)
-    if path.suffix == ".parquet":
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt == "parquet":
         return pd.read_parquet(path)
-    if path.suffix != ".csv":
+    if fmt != "csv":
         return pd.DataFrame(load_jsonl(path), columns=list(FaceRecord.__dataclass_fields__))
     flat = pd.read_csv(path)
     out = flat[[c for c in flat.columns if not c.startswith(("box_", "p_", "sp_"))]].copy()
@@ -143,21 +166,45 @@ def read_records(path: Path):
     return out[list(FaceRecord.__dataclass_fields__)]
 
 
-def resume_points(path: Path) -> dict[str, int]:
-    """For ``--resume``: the last frame index written per source in a line-based output file.
+def to_record_dicts(frame) -> list[dict[str, Any]]:
+    """DataFrame rows as plain record dicts (NaN → None, integral columns as int, arrays as lists)."""
+    out = []
+    for row in frame.to_dict("records"):
+        rec = {}
+        for k, v in row.items():
+            if hasattr(v, "tolist"):
+                v = v.tolist()
+            if isinstance(v, float) and v != v:  # NaN
+                v = None
+            if k in ("frame_index", "face_id") and v is not None:
+                v = int(v)
+            rec[k] = v
+        out.append(rec)
+    return out
 
-    A half-written last line (the run was killed mid-write) is cut off so appending continues a valid file.
+
+def resume_points(path: Path, fmt: str | None = None) -> dict[str, int]:
+    """For ``--resume``: per source, the last frame index whose records are complete in a line-based output file.
+
+    A half-written last line (the run was killed mid-write) is cut off, and so are the records of the last frame
+    written (it may lack some of its faces): that frame is analysed again.
     """
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return {}
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-    frame = read_records(path)
+    complete = path.read_bytes().split(b"\n")[:-1]  # what follows the last newline is empty or half-written
+    path.write_bytes(b"".join(line + b"\n" for line in complete))
+    frame = read_records(path, fmt)
     if frame.empty:
         return {}
-    return {str(k): int(v) for k, v in frame.groupby("source")["frame_index"].max().items()}
+    last_src, last_idx = frame["source"].iloc[-1], int(frame["frame_index"].iloc[-1])
+    n_last = int(((frame["source"] == last_src) & (frame["frame_index"] == last_idx)).sum())
+    header = 1 if (fmt or path.suffix.lstrip(".")) == "csv" else 0
+    keep = complete[: header + len(frame) - n_last]
+    path.write_bytes(b"".join(line + b"\n" for line in keep))
+    points = {str(k): int(v) for k, v in frame.groupby("source")["frame_index"].max().items()}
+    points[str(last_src)] = last_idx - 1
+    return points
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -84,7 +84,8 @@ class FaceTracker:
             tracks.append(Track(fid, face, self._corners(frame.gray, face)))
         kept = set(matched.values())
         for r, t in enumerate(old):  # missed by the detector but still followed by optical flow
-            if r not in kept and t.tracked and t.misses < self.max_misses:
+            overlaps = any(iou(t.face.box, f.box) > 0.1 for f in faces)  # drifted onto a detected face: drop
+            if r not in kept and t.tracked and t.misses < self.max_misses and not overlaps:
                 t.misses += 1
                 t.points = self._corners(frame.gray, t.face)
                 tracks.append(t)

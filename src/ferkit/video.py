@@ -16,14 +16,10 @@ import numpy as np
 from ferkit.datasets import IMAGE_SUFFIXES
 from ferkit.errors import InputError
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 
 #: Images above this many pixels are refused (a 100 MP photo is ~300 MB decoded); detection needs far less.
 MAX_IMAGE_PIXELS = 100_000_000
-
-
-class DecodeWarning(UserWarning):
-    """A video stopped decoding part-way (truncated or corrupt); frames before it were kept."""
 
 
 @dataclass
@@ -56,7 +52,7 @@ class VideoInfo:
 
 def read_image(path: Path) -> np.ndarray:
     """Read an image file as RGB uint8; ``InputError`` for missing, non-image, truncated or huge files."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -71,7 +67,7 @@ def read_image(path: Path) -> np.ndarray:
                     f"{path}: image too large ({im.width}×{im.height} px > {MAX_IMAGE_PIXELS:,} px); downscale it first"
                 )
             im.load()
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos: honour EXIF rotation
     except UnidentifiedImageError as e:
         raise InputError(f"{path}: not an image file") from e
     except Image.DecompressionBombError as e:
@@ -113,12 +109,12 @@ def video_info(path: Path) -> VideoInfo:
         return VideoInfo(s.codec_context.width, s.codec_context.height, rate, int(s.frames or 0), dur)
 
 
-def iter_video(path: Path, fps: float | None = 5.0) -> Iterator[Frame]:
+def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None = None) -> Iterator[Frame]:
     """Decode ``path`` and yield frames sampled at ``fps`` (``None``: every frame), with timestamps in seconds.
 
     A frame is taken when its timestamp first reaches the next sampling instant (0, 1/fps, 2/fps, …), so timestamps
     are real presentation times, never interpolated. Raises ``InputError`` when no frame can be decoded; a stream
-    that breaks part-way ends the iteration with a :class:`DecodeWarning`.
+    that breaks part-way ends the iteration and a message is appended to ``problems``.
     """
     import av
 
@@ -142,10 +138,11 @@ def iter_video(path: Path, fps: float | None = 5.0) -> Iterator[Frame]:
             except av.error.FFmpegError as e:
                 if produced == 0:
                     raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
-                warnings.warn(f"{path}: decoding stopped after frame {index} ({e})", DecodeWarning, stacklevel=2)
+                if problems is not None:
+                    problems.append(f"{path}: decoding stopped after frame {index} ({e}); earlier frames kept")
                 break
             index += 1
-            t = frame.pts * tb - start if frame.pts is not None else index / rate
+            t = max(0.0, frame.pts * tb - start) if frame.pts is not None else index / rate
             if step is not None:
                 if t + 1e-6 < next_t:
                     continue
