@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--per-class", type=int, default=150, help="images per class (sorted order), 0 = all")
     ap.add_argument("--model", default="ferkit")
+    ap.add_argument("--write-card", action="store_true", help="record the result in the model's card.json")
     args = ap.parse_args()
     model = load_model(args.model)
     det = create_detector("blazeface")
@@ -75,6 +76,19 @@ def main() -> None:
             f"{name:6s} accuracy {results[name]['accuracy']:.4f}  macro-F1 {results[name]['macro_f1']:.4f}  "
             f"misses {results[name]['misses']}/{len(items)}"
         )
+    if args.write_card:
+        card_path = model.folder / "card.json"
+        card = json.loads(card_path.read_text())
+        best = max(("fer", "tight", "box"), key=lambda k: results[k]["macro_f1"])
+        card["alignment_choice"] = {
+            "protocol": f"FER2013 test, first {args.per_class} images per class, padded by 1/4 (edge replication) "
+            "and upscaled 4x, then BlazeFace + alignment at the model's input size",
+            "results": results,
+            "chosen": "fer",
+            "best_by_macro_f1": best,
+            "command": "python benchmarks/alignment_choice.py --write-card",
+        }
+        card_path.write_text(json.dumps(card, indent=1))
     out = HERE / "results" / "alignment_choice.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(

@@ -47,6 +47,8 @@ class TrainConfig:
     seed: int = 0
     mean: float = 0.5
     std: float = 0.5
+    warmup_pct: float = 0.3  # share of the one-cycle schedule spent raising the learning rate
+    init_from: str | None = None  # start from another run's best.pt (a warm restart), else random init
     augment: dict[str, float] = field(
         default_factory=lambda: {"rotate_deg": 10.0, "scale": 0.1, "shift": 0.12, "jitter": 0.25, "erase_p": 0.5}
     )
@@ -148,12 +150,16 @@ def fit(data: Path, run: Path, cfg: TrainConfig, resume: bool) -> None:
     weights = (counts.sum() / counts) ** cfg.class_weight_power
     weights = weights / weights.mean()
     model = create_backbone(cfg.backbone, num_classes=len(CLASSES)).to(memory_format=torch.channels_last)
+    if cfg.init_from:
+        model.load_state_dict(torch.load(cfg.init_from, weights_only=True)["model"])
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
     )
     opt = torch.optim.SGD(model.parameters(), lr=cfg.max_lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(xtr) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps, pct_start=cfg.warmup_pct
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     start, best, history = 0, -1.0, []
     if resume and (run / "last.pt").exists():
@@ -225,7 +231,14 @@ class FlipAverage(torch.nn.Module):
         return (l1 + l2) / 2, (e1 + e2) / 2
 
 
-def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferkit", flip_tta: bool = False) -> dict:
+def export(
+    run: Path,
+    out: Path,
+    test_dir: Path | None = None,
+    name: str = "ferkit",
+    flip_tta: bool = False,
+    reproduce: list[str] | None = None,
+) -> dict:
     """Export ``run/best.pt`` to ``out/model.onnx`` + ``out/card.json``; score on ``test_dir`` if given.
 
     ``flip_tta`` builds mirror averaging into the graph (about +0.5 % accuracy for twice the compute).
@@ -274,7 +287,7 @@ def export(run: Path, out: Path, test_dir: Path | None = None, name: str = "ferk
             "flip_tta": flip_tta,
         },
         "training": {
-            "script": "python -m ferkit.train fit --data ../shared/data/fer2013 --run runs/bundled",
+            "reproduce": reproduce or [f"python -m ferkit.train fit --data ../shared/data/fer2013 --run {run}"],
             "config": asdict(cfg),
             "seed": cfg.seed,
             "best_epoch": best["epoch"],
@@ -309,9 +322,10 @@ def export_cmd(
     test_dir: Path | None = typer.Option(None, help="score the exported model here (e.g. fer2013/test)"),
     name: str = typer.Option("ferkit", help="model name recorded in the card"),
     flip_tta: bool = typer.Option(False, help="average with the mirrored image inside the graph"),
+    reproduce: list[str] = typer.Option([], help="commands that reproduce the run (recorded in the card)"),
 ) -> None:
     """Export the best checkpoint to an ONNX model folder with its card."""
-    card = export(run, out, test_dir, name, flip_tta)
+    card = export(run, out, test_dir, name, flip_tta, reproduce or None)
     typer.echo(json.dumps(card["metrics"].get("fer2013_test", {}).get("accuracy")))
 
 
@@ -321,10 +335,20 @@ def fit_cmd(
     run: Path = typer.Option(Path("runs/bundled"), help="run folder for split, checkpoints and history"),
     epochs: int = typer.Option(24),
     seed: int = typer.Option(0),
+    max_lr: float = typer.Option(0.1),
+    warmup_pct: float = typer.Option(0.3),
+    init_from: Path | None = typer.Option(None, help="warm restart from another run's best.pt"),
+    split_from: Path | None = typer.Option(None, help="reuse another run's split.json (same validation images)"),
     resume: bool = typer.Option(False, help="continue from run/last.pt"),
 ) -> None:
     """Train the bundled model."""
-    fit(data, run, TrainConfig(epochs=epochs, seed=seed), resume)
+    if split_from is not None:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "split.json").write_text(split_from.read_text())
+    cfg = TrainConfig(
+        epochs=epochs, seed=seed, max_lr=max_lr, warmup_pct=warmup_pct, init_from=str(init_from) if init_from else None
+    )
+    fit(data, run, cfg, resume)
 
 
 if __name__ == "__main__":
