@@ -59,3 +59,13 @@ def test_empty_or_garbage_video_is_an_input_error(tmp_path: Path, content: bytes
 def test_missing_video(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         list(iter_video(tmp_path / "nope.mp4", 5))
+
+
+def test_luma_shortcut_equals_ffmpeg_gray_conversion() -> None:
+    import av
+
+    from ferkit.video import gray_plane
+
+    with av.open(str(VIDEO)) as c:
+        for frame, _ in zip(c.decode(video=0), range(5), strict=False):
+            np.testing.assert_array_equal(gray_plane(frame), frame.to_ndarray(format="gray"))

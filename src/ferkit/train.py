@@ -338,6 +338,7 @@ def fit_cmd(
     max_lr: float = typer.Option(0.1),
     warmup_pct: float = typer.Option(0.3),
     init_from: Path | None = typer.Option(None, help="warm restart from another run's best.pt"),
+    augment_scale: float = typer.Option(1.0, help="multiply every augmentation strength (0.5 = half as strong)"),
     split_from: Path | None = typer.Option(None, help="reuse another run's split.json (same validation images)"),
     resume: bool = typer.Option(False, help="continue from run/last.pt"),
 ) -> None:

@@ -50,6 +50,22 @@ class VideoInfo:
     duration: float | None
 
 
+_LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255 / 219 + 0.5, 0, 255).astype(np.uint8)
+_PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
+
+
+def gray_plane(frame) -> np.ndarray:
+    """The frame's gray image: its luma plane (range-expanded like FFmpeg's gray conversion) when the pixel format
+    is planar YUV, else FFmpeg's conversion. The shortcut is several times cheaper than converting."""
+    name = frame.format.name
+    if name not in _PLANAR_YUV:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+    full = name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
+    return np.ascontiguousarray(y) if full else _LIMITED_TO_FULL[y]
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image file as RGB uint8; ``InputError`` for missing, non-image, truncated or huge files."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -149,7 +165,7 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
                 while next_t <= t + 1e-6:
                     next_t += step
             produced += 1
-            yield Frame(index, round(t, 6), frame.to_ndarray(format="gray"), _av_frame=frame)
+            yield Frame(index, round(t, 6), gray_plane(frame), _av_frame=frame)
         if produced == 0:
             raise InputError(f"{path}: video has no decodable frames")
     finally:
