@@ -349,6 +349,7 @@ def fit_cmd(
     cfg = TrainConfig(
         epochs=epochs, seed=seed, max_lr=max_lr, warmup_pct=warmup_pct, init_from=str(init_from) if init_from else None
     )
+    cfg.augment = {k: v * augment_scale for k, v in cfg.augment.items()}
     fit(data, run, cfg, resume)
 
 
