@@ -28,7 +28,7 @@ class AnalyzeOptions:
     detector: str = "blazeface"
     detect_interval: float = 0.2  # seconds of video between full detections (optical flow in between)
     template: str = "fer"
-    batch_frames: int = 32
+    batch_frames: int = 64
     tau: float = 0.5
     margin: float = 0.1
     k: int = 3

@@ -94,10 +94,14 @@ class FaceTracker:
 
     @staticmethod
     def _corners(gray: np.ndarray, face: Face) -> np.ndarray | None:
-        x, y, w, h = (round(v) for v in face.box)
-        mask = np.zeros_like(gray)
-        mask[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)] = 255
-        return cv2.goodFeaturesToTrack(gray, maxCorners=40, qualityLevel=0.01, minDistance=4, mask=mask)
+        """Corner points inside the face box (found in the box's own crop: cheaper than a masked full frame)."""
+        h, w = gray.shape
+        x, y, bw, bh = face.box
+        x0, y0, x1, y1 = max(0, round(x)), max(0, round(y)), min(w, round(x + bw)), min(h, round(y + bh))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=40, qualityLevel=0.01, minDistance=4)
+        return None if pts is None else pts + np.array([x0, y0], np.float32)
 
     def _propagate(self, gray: np.ndarray) -> bool:
         """Move every track by optical flow, dropping those that cannot be followed; True if any was lost."""
@@ -113,13 +117,25 @@ class FaceTracker:
 
 
 def _flow(prev: np.ndarray, gray: np.ndarray, t: Track) -> tuple[Face, np.ndarray] | None:
-    """The track's face moved from ``prev`` to ``gray`` by the similarity fitted to LK flow, or None."""
+    """The track's face moved from ``prev`` to ``gray`` by the similarity fitted to LK flow, or None.
+
+    Flow runs on a window around the face (the box enlarged by half its size each side), not the whole frame:
+    building the image pyramids is most of LK's cost.
+    """
     if t.points is None or len(t.points) < 6:
         return None
-    new, status, _ = cv2.calcOpticalFlowPyrLK(prev, gray, t.points, None, **_LK)
+    h, w = gray.shape
+    x, y, bw, bh = t.face.box
+    x0, y0 = max(0, int(x - bw / 2)), max(0, int(y - bh / 2))
+    x1, y1 = min(w, int(x + 1.5 * bw) + 1), min(h, int(y + 1.5 * bh) + 1)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    off = np.array([x0, y0], np.float32)
+    new, status, _ = cv2.calcOpticalFlowPyrLK(prev[y0:y1, x0:x1], gray[y0:y1, x0:x1], t.points - off, None, **_LK)
     ok = status.ravel() == 1
     if ok.sum() < 6:
         return None
+    new = new + off
     m, inliers = cv2.estimateAffinePartial2D(t.points[ok], new[ok], method=cv2.RANSAC, ransacReprojThreshold=2.0)
     if m is None or inliers.sum() < 6:
         return None

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ferkit.datasets import IMAGE_SUFFIXES
@@ -63,7 +64,7 @@ def gray_plane(frame) -> np.ndarray:
     plane = frame.planes[0]
     y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
     full = name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
-    return np.ascontiguousarray(y) if full else _LIMITED_TO_FULL[y]
+    return np.ascontiguousarray(y) if full else cv2.LUT(y, _LIMITED_TO_FULL)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -94,8 +95,6 @@ def read_image(path: Path) -> np.ndarray:
 
 def image_frame(path: Path) -> Frame:
     """A still image as a :class:`Frame` (timestamp ``None``)."""
-    import cv2
-
     rgb = read_image(path)
     return Frame(0, None, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), _rgb=rgb)
 
