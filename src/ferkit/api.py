@@ -17,6 +17,10 @@ from ferkit.video import is_video
 
 RESULTS_DIR = Path("ferkit-results")
 
+#: onnxruntime threads for analysis: the model runs in a worker thread beside decoding and tracking, and one
+#: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
+ANALYSIS_THREADS = 1
+
 
 @dataclass
 class AnalysisSummary:
@@ -45,8 +49,8 @@ def default_outputs(paths: list[Path], fmt: str) -> list[Path]:
     return outs
 
 
-def _model(model: str | Path | EmotionModel) -> EmotionModel:
-    return model if isinstance(model, EmotionModel) else load_model(model)
+def _model(model: str | Path | EmotionModel, threads: int = 0) -> EmotionModel:
+    return model if isinstance(model, EmotionModel) else load_model(model, threads)
 
 
 def run_analysis(
@@ -71,7 +75,7 @@ def run_analysis(
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if output is not None and output.suffix.lstrip(".") in FORMATS and output.suffix.lstrip(".") != fmt:
         raise InputError(f"{output}: suffix does not match --format {fmt}")
-    emodel = _model(model)
+    emodel = _model(model, ANALYSIS_THREADS)
     analyzer = Analyzer(emodel, options or AnalyzeOptions())
     groups = (
         [(Path(output), paths)] if output else list(zip(default_outputs(paths, fmt), [[p] for p in paths], strict=True))
@@ -150,7 +154,7 @@ def analyze(
         )
         records = [r.to_dict() for r in collected]
     else:
-        analyzer = Analyzer(_model(model), opts)
+        analyzer = Analyzer(_model(model, ANALYSIS_THREADS), opts)
         strict = [p for p in paths if not p.is_dir()]
         records = [r.to_dict() for r in analyzer.iter_records(collect_inputs(paths), strict=strict)]
     if as_dataframe:

@@ -57,7 +57,7 @@ def analyze(
     crops: bool = typer.Option(False, "--crops", help="Each image already is a face crop: no detection."),
     detector: str = typer.Option("blazeface", help="blazeface, blazeface_full, mesh or haar."),
     detect_interval: float = typer.Option(
-        0.2, help="Seconds between full face detections in video (optical-flow tracking in between; 0 = every frame)."
+        0.3, help="Seconds between full face detections in video (optical-flow tracking in between; 0 = every frame)."
     ),
     plots: bool = typer.Option(True, help="Write timeline and distribution PNGs beside the output."),
     resume: bool = typer.Option(False, help="Continue an interrupted run: keep written records, skip their frames."),

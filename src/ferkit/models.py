@@ -132,8 +132,9 @@ class EmotionModel:
         return softmax(self.logits(crops, batch_size))
 
 
-def load_model(name_or_path: str | Path = "ferkit") -> EmotionModel:
-    """Load a registered model by name, or a model folder by path."""
+def load_model(name_or_path: str | Path = "ferkit", threads: int = 0) -> EmotionModel:
+    """Load a registered model by name, or a model folder by path; ``threads`` = onnxruntime intra-op threads
+    (0: all cores; analysis uses 1 because it runs the model beside decoding, see ``pipeline``)."""
     key = str(name_or_path)
     if key in MODEL_LOADERS:
         return MODEL_LOADERS[key]()
@@ -141,4 +142,4 @@ def load_model(name_or_path: str | Path = "ferkit") -> EmotionModel:
     if not folder.is_dir():
         known = ", ".join(sorted({*MODEL_FOLDERS, *MODEL_LOADERS}))
         raise ModelError(f"no model named or found at {key!r} (known names: {known}; or give a model folder)")
-    return EmotionModel(folder)
+    return EmotionModel(folder, threads)

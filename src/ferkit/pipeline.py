@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +27,9 @@ class AnalyzeOptions:
     fps: float | None = 5.0  # video sampling rate; None = every frame
     crops: bool = False  # each image already is a face crop: no detection, just resize
     detector: str = "blazeface"
-    detect_interval: float = 0.2  # seconds of video between full detections (optical flow in between)
+    detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
     template: str = "fer"
-    batch_frames: int = 64
+    batch_frames: int = 128
     tau: float = 0.5
     margin: float = 0.1
     k: int = 3
@@ -100,14 +101,21 @@ class Analyzer:
         tracker = None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
         smoother = Smoother(self.options.tau, self.options.margin, self.options.k)
         batch: list[_Pending] = []
-        for frame in frames:
-            if frame.index <= start_after:  # already written by an interrupted run
-                continue
-            batch.append(self._faces(frame, tracker))
-            if len(batch) >= self.options.batch_frames:
-                yield from self._predict(str(path), batch, smoother)
-                batch = []
-        yield from self._predict(str(path), batch, smoother)
+        # The model runs on one batch in a worker thread while this thread decodes and tracks the next one
+        # (onnxruntime releases the GIL), so the two cores are both busy on video.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running: tuple[list[_Pending], Future[np.ndarray]] | None = None
+            for frame in frames:
+                if frame.index <= start_after:  # already written by an interrupted run
+                    continue
+                batch.append(self._faces(frame, tracker))
+                if len(batch) >= self.options.batch_frames:
+                    if running is not None:
+                        yield from self._records(str(path), running[0], running[1].result(), smoother)
+                    running, batch = (batch, pool.submit(self._probs, batch)), []
+            if running is not None:
+                yield from self._records(str(path), running[0], running[1].result(), smoother)
+        yield from self._records(str(path), batch, self._probs(batch), smoother)
 
     def _image(self, frame: Frame) -> np.ndarray:
         return frame.gray if self.model.channels == "gray" else frame.rgb()
@@ -126,9 +134,13 @@ class Analyzer:
             faces.append((t.face_id, t.face, kind))
         return _Pending(frame.index, frame.timestamp, faces, crops)
 
-    def _predict(self, source: str, batch: list[_Pending], smoother: Smoother) -> Iterator[FaceRecord]:
+    def _probs(self, batch: list[_Pending]) -> np.ndarray:
         crops = [c for p in batch for c in p.crops]
-        probs = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(self.model.classes)))
+        return self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(self.model.classes)))
+
+    def _records(
+        self, source: str, batch: list[_Pending], probs: np.ndarray, smoother: Smoother
+    ) -> Iterator[FaceRecord]:
         classes = self.model.classes
         i = 0
         for p in batch:

@@ -17,7 +17,8 @@ from scipy.optimize import linear_sum_assignment
 from ferkit.faces import Detector, Face, detect_tiled, iou
 from ferkit.video import Frame
 
-_LK = {"winSize": (21, 21), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
+_FLOW_FACE_PX = 80.0
+_LK = {"winSize": (11, 11), "maxLevel": 2, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03)}
 
 
 @dataclass
@@ -37,17 +38,21 @@ class FaceTracker:
 
     ``detect_interval`` is in seconds of video time; ``0`` detects on every frame. Stills always detect (tiled,
     so small faces in group photos are found). A face the detector misses is kept by optical flow for up to
-    ``max_misses`` detections, so one missed detection neither drops the face nor changes its id.
+    ``max_misses`` detections, so one missed detection neither drops the face nor changes its id. Optical flow
+    only bridges dense sampling: when consecutive samples are more than ``max_flow_gap`` seconds apart (e.g.
+    ``--fps 5``), every sample is detected and identities come from IoU with the previous sample's boxes.
     """
 
     detector: Detector
-    detect_interval: float = 0.2
+    detect_interval: float = 0.3
     min_iou: float = 0.3
     max_misses: int = 2
+    max_flow_gap: float = 0.1
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 0
     _last_detect: float | None = None
     _prev_gray: np.ndarray | None = None
+    _prev_time: float | None = None
 
     def update(self, frame: Frame) -> list[Track]:
         """Return the tracks present in ``frame`` (possibly empty)."""
@@ -57,12 +62,18 @@ class FaceTracker:
             or frame.timestamp - self._last_detect >= self.detect_interval - 1e-6
             or not self.detector.gives_keypoints
         )
-        if self.tracks and self._prev_gray is not None and frame.timestamp is not None:
-            lost = self._propagate(frame.gray)
-            due = due or lost
+        dense = (
+            frame.timestamp is not None
+            and self._prev_time is not None
+            and frame.timestamp - self._prev_time <= self.max_flow_gap
+        )
+        if self.tracks and dense:
+            due = self._propagate(frame.gray) or due
+        elif frame.timestamp is not None:
+            due = True  # sparse sampling: faces may have moved too far for flow; detect every sample
         if due:
             self._detect(frame)
-        self._prev_gray = frame.gray
+        self._prev_gray, self._prev_time = frame.gray, frame.timestamp
         return self.tracks
 
     def _detect(self, frame: Frame) -> None:
@@ -100,7 +111,7 @@ class FaceTracker:
         x0, y0, x1, y1 = max(0, round(x)), max(0, round(y)), min(w, round(x + bw)), min(h, round(y + bh))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
-        pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=40, qualityLevel=0.01, minDistance=4)
+        pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=20, qualityLevel=0.01, minDistance=4)
         return None if pts is None else pts + np.array([x0, y0], np.float32)
 
     def _propagate(self, gray: np.ndarray) -> bool:
@@ -119,23 +130,29 @@ class FaceTracker:
 def _flow(prev: np.ndarray, gray: np.ndarray, t: Track) -> tuple[Face, np.ndarray] | None:
     """The track's face moved from ``prev`` to ``gray`` by the similarity fitted to LK flow, or None.
 
-    Flow runs on a window around the face (the box enlarged by half its size each side), not the whole frame:
-    building the image pyramids is most of LK's cost.
+    Flow runs on a window around the face (the box enlarged by a quarter of its size each side), not the whole
+    frame: building the image pyramids is most of LK's cost.
     """
     if t.points is None or len(t.points) < 6:
         return None
     h, w = gray.shape
     x, y, bw, bh = t.face.box
-    x0, y0 = max(0, int(x - bw / 2)), max(0, int(y - bh / 2))
-    x1, y1 = min(w, int(x + 1.5 * bw) + 1), min(h, int(y + 1.5 * bh) + 1)
+    x0, y0 = max(0, int(x - bw / 4)), max(0, int(y - bh / 4))
+    x1, y1 = min(w, int(x + 1.25 * bw) + 1), min(h, int(y + 1.25 * bh) + 1)
     if x1 - x0 < 16 or y1 - y0 < 16:
         return None
     off = np.array([x0, y0], np.float32)
-    new, status, _ = cv2.calcOpticalFlowPyrLK(prev[y0:y1, x0:x1], gray[y0:y1, x0:x1], t.points - off, None, **_LK)
+    scale = min(1.0, _FLOW_FACE_PX / max(bw, bh, 1.0))  # track big faces at ~80 px: 4-10x fewer pixels
+    a, b = prev[y0:y1, x0:x1], gray[y0:y1, x0:x1]
+    if scale < 1.0:
+        a = cv2.resize(a, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(b, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    start = ((t.points - off) * scale).astype(np.float32)
+    new, status, _ = cv2.calcOpticalFlowPyrLK(a, b, start, None, **_LK)
     ok = status.ravel() == 1
     if ok.sum() < 6:
         return None
-    new = new + off
+    new = new / scale + off
     m, inliers = cv2.estimateAffinePartial2D(t.points[ok], new[ok], method=cv2.RANSAC, ransacReprojThreshold=2.0)
     if m is None or inliers.sum() < 6:
         return None
