@@ -168,10 +168,17 @@ def evaluate(
     datasets: str | Path | Iterable[str | Path],
     models: str | Path | EmotionModel | Iterable[str | Path | EmotionModel] = "ferkit",
     crops: bool = False,
+    progress: Callable[[EmotionModel, Path], Callable[[int], None] | None] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Score each model on each ``<class>/<image>`` dataset; returns the report (one block per pair)."""
+    """Score each model on each ``<class>/<image>`` dataset; returns the report (one block per pair).
+
+    ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
+    """
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
     models = [models] if isinstance(models, (str, Path, EmotionModel)) else list(models)
-    blocks = [_evaluate_one(_model(m), Path(d), crops, **kwargs) for m in models for d in datasets]
+    blocks = []
+    for m in map(_model, models):
+        for d in map(Path, datasets):
+            blocks.append(_evaluate_one(m, d, crops, progress=progress(m, d) if progress else None, **kwargs))
     return report(blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -97,20 +98,18 @@ def evaluate(
     report_file: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
 ) -> None:
     """Score models on labelled folders: accuracy, macro-F1, per-class metrics, confusion matrix."""
-    from ferkit.evaluate import evaluate as evaluate_one
-    from ferkit.evaluate import report
-    from ferkit.models import load_model
+    from ferkit.api import evaluate as evaluate_all
+    from ferkit.models import EmotionModel, load_model
 
-    models = [load_model(m) for m in model]
-    blocks = []
+    models = [load_model(m) for m in model]  # load (and hash-check) every model before any work
     with _progress() as bar:
-        for m in models:
-            for d in datasets:
-                task = bar.add_task(f"{m.name} on {d.name}", total=None)
-                blocks.append(
-                    evaluate_one(m, d, crops, progress=lambda n, t=task: bar.advance(t, n), detector=detector)
-                )
-    doc = report(blocks)
+
+        def bar_for(m: EmotionModel, d: Path) -> Callable[[int], None]:
+            task = bar.add_task(f"{m.name} on {d.name}", total=None)
+            return lambda n: bar.advance(task, n)
+
+        doc = evaluate_all(datasets, models, crops, progress=bar_for, detector=detector)
+    blocks = doc["results"]
     table = Table("model", "dataset", "n", "accuracy", "macro-F1", "misses")
     for b in blocks:
         table.add_row(
