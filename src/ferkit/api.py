@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ferkit.errors import InputError
 from ferkit.evaluate import evaluate as _evaluate_one
@@ -14,6 +18,9 @@ from ferkit.models import EmotionModel, load_model
 from ferkit.pipeline import AnalyzeOptions, Analyzer, collect_inputs
 from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points
 from ferkit.video import is_video
+
+if TYPE_CHECKING:
+    from ferkit.calibrate import Calibration
 
 RESULTS_DIR = Path("ferkit-results")
 
@@ -49,8 +56,10 @@ def default_outputs(paths: list[Path], fmt: str) -> list[Path]:
     return outs
 
 
-def _model(model: str | Path | EmotionModel, threads: int = 0) -> EmotionModel:
-    return model if isinstance(model, EmotionModel) else load_model(model, threads)
+def _model(
+    model: str | Path | EmotionModel, threads: int = 0, calibration: bool | str | Path = True
+) -> EmotionModel:
+    return model if isinstance(model, EmotionModel) else load_model(model, threads, calibration)
 
 
 def run_analysis(
@@ -62,11 +71,13 @@ def run_analysis(
     resume: bool = False,
     plots: bool = True,
     progress: Callable[[FaceRecord], None] | None = None,
+    calibration: bool | str | Path = True,
 ) -> AnalysisSummary:
     """Analyse inputs and write records (one file per input, or all into ``output``), plus plots.
 
     Files named explicitly must be readable (``InputError`` otherwise); files found inside folders are skipped and
-    listed in the summary when bad. ``progress(record)`` is called per record.
+    listed in the summary when bad. ``progress(record)`` is called per record. ``calibration``: see
+    :func:`ferkit.models.load_model` (``True``: the model folder's ``calibration.json`` if any).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -75,7 +86,7 @@ def run_analysis(
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if output is not None and output.suffix.lstrip(".") in FORMATS and output.suffix.lstrip(".") != fmt:
         raise InputError(f"{output}: suffix does not match --format {fmt}")
-    emodel = _model(model, ANALYSIS_THREADS)
+    emodel = _model(model, ANALYSIS_THREADS, calibration)
     analyzer = Analyzer(emodel, options or AnalyzeOptions())
     groups = (
         [(Path(output), paths)] if output else list(zip(default_outputs(paths, fmt), [[p] for p in paths], strict=True))
@@ -129,6 +140,7 @@ def analyze(
     output: str | Path | None = None,
     fmt: str = "jsonl",
     as_dataframe: bool = False,
+    calibration: bool | str | Path = True,
     **options: Any,
 ) -> list[dict[str, Any]] | Any:
     """Analyse images, folders or videos; returns records (dicts) or a DataFrame.
@@ -151,10 +163,11 @@ def analyze(
             opts,
             plots=False,
             progress=collected.append,
+            calibration=calibration,
         )
         records = [r.to_dict() for r in collected]
     else:
-        analyzer = Analyzer(_model(model, ANALYSIS_THREADS), opts)
+        analyzer = Analyzer(_model(model, ANALYSIS_THREADS, calibration), opts)
         strict = [p for p in paths if not p.is_dir()]
         records = [r.to_dict() for r in analyzer.iter_records(collect_inputs(paths), strict=strict)]
     if as_dataframe:
@@ -169,16 +182,163 @@ def evaluate(
     models: str | Path | EmotionModel | Iterable[str | Path | EmotionModel] = "ferkit",
     crops: bool = False,
     progress: Callable[[EmotionModel, Path], Callable[[int], None] | None] | None = None,
+    calibration: bool | str | Path = True,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Score each model on each ``<class>/<image>`` dataset; returns the report (one block per pair).
 
     ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
+    ``calibration`` applies to every model named by string; ``split="validation"`` (a keyword for
+    :func:`ferkit.evaluate.evaluate`) scores only the card's validation images.
     """
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
     models = [models] if isinstance(models, (str, Path, EmotionModel)) else list(models)
     blocks = []
-    for m in map(_model, models):
+    for m in (_model(m, 0, calibration) for m in models):
         for d in map(Path, datasets):
             blocks.append(_evaluate_one(m, d, crops, progress=progress(m, d) if progress else None, **kwargs))
     return report(blocks)
+
+
+def _labelled_logits(
+    model: EmotionModel, dataset: Path, crops: bool, split: str, detector: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Raw logits and integer labels of a labelled folder (images without a face dropped), cached on disk."""
+    from ferkit.evaluate import predict_dataset, split_files
+
+    files = split_files(model, split)
+    key = hashlib.sha256(
+        json.dumps([model.sha256, str(dataset.resolve()), crops, split, detector]).encode()
+    ).hexdigest()[:16]
+    cache = RESULTS_DIR / "cache" / f"logits-{model.name}-{key}.npz"
+    if cache.is_file():
+        got = np.load(cache)
+        z, y, n = got["logits"], got["labels"], int(got["n"])
+    else:
+        pred = predict_dataset(model, dataset, crops, detector=detector, files=files)
+        found = ~np.isnan(pred.raw_logits).any(axis=1)
+        z = pred.raw_logits[found]
+        y = np.array([model.classes.index(t) for t, f in zip(pred.y_true, found, strict=True) if f])
+        n = len(pred.y_true)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, logits=z, labels=y, n=n)
+    return z, y, {"dataset": str(dataset.resolve()), "split": split, "crops": crops, "images": n, "faces": len(y)}
+
+
+def _unlabelled_logits(
+    model: EmotionModel, paths: list[Path], options: AnalyzeOptions
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Log-probabilities of every face the analyser finds in images/videos (uncalibrated model)."""
+    analyzer = Analyzer(model, options)
+    rows = [
+        [r.probabilities[c] for c in model.classes]
+        for r in analyzer.iter_records(collect_inputs(paths), strict=[p for p in paths if not p.is_dir()])
+        if r.probabilities
+    ]
+    if not rows:
+        raise InputError(f"{', '.join(map(str, paths))}: no faces found to calibrate on")
+    z = np.log(np.clip(np.asarray(rows, np.float64), 1e-6, 1.0))
+    return z, {"inputs": [str(p) for p in paths], "faces": len(z), "fps": options.fps}
+
+
+def _summary(z: np.ndarray, y: np.ndarray | None, target: np.ndarray | None, classes: list[str]) -> dict[str, Any]:
+    """Decision and confidence metrics of scores ``z`` (labels and/or target ratios where given)."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+
+    from ferkit.calibrate import distribution_distance, expected_calibration_error, log_softmax
+
+    pred = z.argmax(axis=1)
+    hist = np.bincount(pred, minlength=len(classes)) / len(pred)
+    out: dict[str, Any] = {
+        "n": len(z),
+        "predicted_distribution": dict(zip(classes, hist.round(4).tolist(), strict=True)),
+    }
+    if target is not None:
+        out["distribution_distance"] = distribution_distance(pred, target)
+    if y is not None:
+        labels = list(range(len(classes)))
+        rec = recall_score(y, pred, labels=labels, average=None, zero_division=0)
+        out |= {
+            "accuracy": float(accuracy_score(y, pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+            "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro", zero_division=0)),
+            "recall": dict(zip(classes, rec.round(4).tolist(), strict=True)),
+            "ece": expected_calibration_error(np.exp(log_softmax(z)), y)[0],
+            "nll": float(-log_softmax(z)[np.arange(len(y)), y].mean()),
+        }
+    return out
+
+
+def calibrate(
+    model: str | Path = "ferkit",
+    dataset: str | Path | None = None,
+    unlabelled: Iterable[str | Path] = (),
+    objective: str = "macro_f1",
+    method: str = "tpe",
+    target: str | None = None,
+    trials: int = 200,
+    holdout: float = 0.3,
+    crops: bool = False,
+    split: str = "all",
+    temperature: bool = True,
+    seed: int = 0,
+    output: str | Path | None = None,
+    options: AnalyzeOptions | None = None,
+) -> tuple[Path, Calibration]:
+    """Fit per-class logit biases (and a temperature, with labels) and save them beside the model.
+
+    Labelled: ``dataset`` is a ``<class>/<image>`` folder (``split="validation"`` uses the card's validation files,
+    never test images). Unlabelled: images/videos in ``unlabelled`` with ``objective="distribution"`` and target
+    ratios. ``holdout`` of the data is kept out of fitting and scored before/after (stored in the file's metrics).
+    Returns the written path and the calibration.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from ferkit.calibrate import SIDECAR, fit_calibration, parse_target
+
+    emodel = load_model(model, calibration=False)
+    tgt = parse_target(target, emodel.classes) if target else None
+    unlabelled = [Path(p) for p in unlabelled]
+    truth: np.ndarray | None = None
+    if dataset is not None:
+        detector = (options or AnalyzeOptions()).detector
+        z, truth, info = _labelled_logits(emodel, Path(dataset), crops, split, detector)
+    elif unlabelled:
+        if objective != "distribution":
+            raise InputError("unlabelled inputs can only be fitted with --objective distribution and --target")
+        z, info = _unlabelled_logits(emodel, unlabelled, options or AnalyzeOptions(crops=crops))
+    else:
+        raise InputError("give a labelled dataset folder or unlabelled inputs to calibrate on")
+    y = None if objective == "distribution" else truth  # distribution matching never fits on labels
+    idx = np.arange(len(z))
+    if not 0 <= holdout < 1:
+        raise InputError(f"--holdout must be in [0, 1), got {holdout}")
+    if holdout > 0:
+        strat = truth if truth is not None and np.bincount(truth).min() >= 2 else None
+        fit_idx, held = train_test_split(idx, test_size=holdout, random_state=seed, stratify=strat)
+    else:
+        fit_idx, held = idx, idx
+    cal = fit_calibration(
+        z[fit_idx],
+        emodel.classes,
+        emodel.sha256,
+        y=None if y is None else y[fit_idx],
+        objective=objective,
+        method=method,
+        target=tgt,
+        trials=trials,
+        temperature=temperature,
+        seed=seed,
+        fitted_on=info | {"fit_images": len(fit_idx), "holdout_images": len(held) if holdout > 0 else 0},
+    )
+    lab = None if truth is None else truth[held]
+    cal.metrics = {
+        "scored_on": "holdout" if holdout > 0 else "fit data (no holdout)",
+        "before": _summary(z[held], lab, tgt, emodel.classes),
+        "after": _summary(cal.apply(z[held]), lab, tgt, emodel.classes),
+    }
+    folder = getattr(emodel, "folder", None)
+    if output is None and folder is None:
+        raise InputError(f"model {emodel.name!r} has no folder to store its calibration in: give --output FILE")
+    path = Path(output) if output is not None else Path(folder) / SIDECAR
+    return cal.save(path), cal

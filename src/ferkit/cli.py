@@ -31,6 +31,21 @@ def _parse_fps(value: str) -> float | None:
     return fps
 
 
+def _calibration(calibration: Path | None, no_calibration: bool, models: int = 1) -> bool | Path:
+    """The ``calibration`` argument of the API from ``--calibration FILE`` / ``--no-calibration``."""
+    if calibration is not None and no_calibration:
+        raise InputError("--calibration and --no-calibration exclude each other")
+    if calibration is not None and models > 1:
+        raise InputError("--calibration FILE applies to one --model; calibrations beside model folders load anyway")
+    if calibration is not None and not calibration.is_file():
+        raise InputError(f"{calibration}: calibration file not found")
+    return calibration if calibration is not None else not no_calibration
+
+
+CALIBRATION_HELP = "Calibration file (per-class biases + temperature) to apply instead of the model folder's own."
+NO_CALIBRATION_HELP = "Use raw model scores: ignore the model folder's calibration.json."
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -62,6 +77,8 @@ def analyze(
     ),
     plots: bool = typer.Option(True, help="Write timeline and distribution PNGs beside the output."),
     resume: bool = typer.Option(False, help="Continue an interrupted run: keep written records, skip their frames."),
+    calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.api import run_analysis
@@ -75,7 +92,8 @@ def analyze(
         def tick(rec: FaceRecord) -> None:
             bar.update(task, description=f"analysing {Path(rec.source).name}", advance=1)
 
-        summary = run_analysis(paths, output, fmt, model, opts, resume, plots, tick)
+        cal = _calibration(calibration, no_calibration)
+        summary = run_analysis(paths, output, fmt, model, opts, resume, plots, tick, cal)
     for out in summary.outputs:
         typer.echo(str(out))
     for p in summary.plots:
@@ -95,25 +113,40 @@ def evaluate(
     model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
     crops: bool = typer.Option(False, "--crops", help="Images are face crops (no detection)."),
     detector: str = typer.Option("blazeface", help="Detector for uncropped photos."),
+    split: str = typer.Option("all", help="'all' images, or 'validation': only the model card's validation files."),
     report_file: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir", help="Write report.json, report.md, confusion CSV/PNGs, reliability diagrams, comparisons."
+    ),
+    calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
 ) -> None:
-    """Score models on labelled folders: accuracy, macro-F1, per-class metrics, confusion matrix."""
+    """Score models on labelled folders: accuracy, balanced accuracy, F1, per-class metrics, confusion, ECE."""
     from ferkit.api import evaluate as evaluate_all
     from ferkit.models import EmotionModel, load_model
 
-    models = [load_model(m) for m in model]  # load (and hash-check) every model before any work
+    cal = _calibration(calibration, no_calibration, len(model))
+    models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
     with _progress() as bar:
 
         def bar_for(m: EmotionModel, d: Path) -> Callable[[int], None]:
             task = bar.add_task(f"{m.name} on {d.name}", total=None)
             return lambda n: bar.advance(task, n)
 
-        doc = evaluate_all(datasets, models, crops, progress=bar_for, detector=detector)
+        doc = evaluate_all(datasets, models, crops, progress=bar_for, detector=detector, split=split)
     blocks = doc["results"]
-    table = Table("model", "dataset", "n", "accuracy", "macro-F1", "misses")
+    table = Table("model", "dataset", "n", "accuracy", "bal. acc.", "macro-F1", "ECE", "misses")
     for b in blocks:
+        ece = "n/a" if b["ece"] is None else f"{b['ece']:.4f}"
         table.add_row(
-            b["model"], b["dataset"], str(b["n"]), f"{b['accuracy']:.4f}", f"{b['macro_f1']:.4f}", str(b["misses"])
+            b["model"] + (" (calibrated)" if b["protocol"]["calibration"] else ""),
+            b["dataset"],
+            str(b["n"]),
+            f"{b['accuracy']:.4f}",
+            f"{b['balanced_accuracy']:.4f}",
+            f"{b['macro_f1']:.4f}",
+            ece,
+            str(b["misses"]),
         )
     Console().print(table)
     for b in blocks:
@@ -125,6 +158,67 @@ def evaluate(
         report_file.parent.mkdir(parents=True, exist_ok=True)
         report_file.write_text(json.dumps(doc, indent=1))
         typer.echo(str(report_file))
+    if out_dir:
+        from ferkit.reports import write_report
+
+        for path in write_report(doc, out_dir):
+            typer.echo(str(path))
+
+
+@app.command()
+def calibrate(
+    data: list[Path] = typer.Argument(
+        ..., help="A labelled <class>/<image> folder, or (with --unlabelled) images, folders or videos."
+    ),
+    model: str = typer.Option("ferkit", help="Model name or folder to calibrate."),
+    objective: str = typer.Option("macro_f1", help="macro_f1, balanced_accuracy (labelled) or distribution."),
+    method: str = typer.Option("tpe", help="Bias search: grid, tpe (Optuna Bayesian) or evolution (SciPy DE)."),
+    target: str | None = typer.Option(None, help="Class ratios for --objective distribution, e.g. 'happy=2,sad=1'."),
+    trials: int = typer.Option(200, min=1, help="Objective evaluations the search may spend."),
+    holdout: float = typer.Option(0.3, help="Share kept out of fitting and scored before/after (0: none)."),
+    unlabelled: bool = typer.Option(False, "--unlabelled", help="DATA are unlabelled images/videos."),
+    crops: bool = typer.Option(False, "--crops", help="Images are face crops (no detection)."),
+    split: str = typer.Option("all", help="'validation': only the model card's validation files of DATA."),
+    fps: str = typer.Option("5", help="Video sampling rate for --unlabelled videos ('all' = every frame)."),
+    temperature: bool = typer.Option(True, help="Fit a temperature too (needs labels)."),
+    seed: int = typer.Option(0),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write (default: model folder)."),
+) -> None:
+    """Fit per-class logit biases (and a temperature) on cached logits; analyze/evaluate then apply them."""
+    from ferkit.api import calibrate as run_calibrate
+    from ferkit.pipeline import AnalyzeOptions
+
+    if not unlabelled and len(data) != 1:
+        raise InputError("give one labelled dataset folder (or --unlabelled with images/videos)")
+    opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops)
+    with _progress() as bar:
+        bar.add_task("computing logits and searching biases", total=None)
+        path, cal = run_calibrate(
+            model,
+            None if unlabelled else data[0],
+            data if unlabelled else (),
+            objective,
+            method,
+            target,
+            trials,
+            holdout,
+            crops,
+            split,
+            temperature,
+            seed,
+            output,
+            opts,
+        )
+    before, after = cal.metrics["before"], cal.metrics["after"]
+    table = Table(f"on {cal.metrics['scored_on']}", "before", "after")
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "ece", "nll", "distribution_distance"):
+        if key in before:
+            table.add_row(key, f"{before[key]:.4f}", f"{after[key]:.4f}")
+    for c in before.get("recall", {}):
+        table.add_row(f"recall {c}", f"{before['recall'][c]:.3f}", f"{after['recall'][c]:.3f}")
+    Console().print(table)
+    console.print(f"bias {dict(zip(cal.classes, cal.bias, strict=True))}, temperature {cal.temperature:.3f}")
+    typer.echo(str(path))
 
 
 @app.command()

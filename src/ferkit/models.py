@@ -11,16 +11,20 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ferkit.errors import ModelError
 
+if TYPE_CHECKING:
+    from ferkit.calibrate import Calibration
+
 BUNDLED_DIR = Path(__file__).parent / "models"
 
 #: Named models: name -> folder. Backends of other kinds (e.g. the ``fer`` package) register a loader instead.
 MODEL_FOLDERS: dict[str, Path] = {"ferkit": BUNDLED_DIR / "ferkit"}
-MODEL_LOADERS: dict[str, Callable[[], EmotionModel]] = {}
+MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(threads)
 
 
 def sha256_file(path: Path) -> str:
@@ -67,13 +71,47 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class EmotionModel:
-    """An ONNX expression classifier; input uint8 crops (N, S, S) gray or (N, S, S, 3) RGB at the card's size."""
+    """Base of every expression classifier: uint8 crops (N, S, S) gray or (N, S, S, 3) RGB at ``input_size`` in,
+    class scores out. Subclasses implement :meth:`raw_logits`; a :class:`~ferkit.calibrate.Calibration` (per-class
+    logit biases and a temperature), when attached, is applied by :meth:`logits` and :meth:`predict_proba`."""
+
+    name: str
+    classes: list[str]
+    input_size: int
+    channels: str
+    sha256: str  # of the weights file: calibration files and reports refer to the model by it
+    calibration: Calibration | None = None
+
+    def raw_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Uncalibrated class scores, shape (N, classes)."""
+        raise NotImplementedError
+
+    def logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class scores with the calibration (if any) applied, shape (N, classes)."""
+        z = self.raw_logits(crops, batch_size)
+        return self.calibration.apply(z) if self.calibration is not None else z
+
+    def predict_proba(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities, shape (N, classes)."""
+        return softmax(self.logits(crops, batch_size))
+
+    def calibrate_with(self, calibration: Calibration | None) -> None:
+        """Attach (or with ``None`` remove) a calibration; refused if it was fitted for other weights."""
+        if calibration is not None:
+            calibration.check(self.sha256, self.classes)
+        self.calibration = calibration
+
+
+class OnnxModel(EmotionModel):
+    """A model folder (``model.onnx`` + ``card.json``, optional ``calibration.json``) run with onnxruntime."""
 
     def __init__(self, folder: Path, threads: int = 0) -> None:
         import onnxruntime as ort
 
         self.folder = Path(folder)
         self.card = ModelCard.load(self.folder / "card.json")
+        self.name, self.classes, self.sha256 = self.card.name, self.card.classes, self.card.sha256
+        self.input_size, self.channels = self.card.input_size, self.card.channels
         onnx_path = self.folder / self.card.onnx_file
         if not onnx_path.is_file():
             raise ModelError(f"model file missing: {onnx_path}")
@@ -96,29 +134,12 @@ class EmotionModel:
         if len(inp.shape) != 4 or [d if isinstance(d, int) else None for d in inp.shape[1:]] not in (want,):
             raise ModelError(f"{onnx_path}: input shape {inp.shape} does not match the card (N, {want})")
 
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def classes(self) -> list[str]:
-        return self.card.classes
-
-    @property
-    def input_size(self) -> int:
-        return self.card.input_size
-
-    @property
-    def channels(self) -> str:
-        return self.card.channels
-
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         x = crops.astype(np.float32) / 255.0
         x = (x - self.card.mean) / self.card.std
         return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
 
-    def logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Raw class scores, shape (N, classes)."""
+    def raw_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         out = [
@@ -127,19 +148,41 @@ class EmotionModel:
         ]
         return np.concatenate(out)
 
-    def predict_proba(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities, shape (N, classes)."""
-        return softmax(self.logits(crops, batch_size))
 
+def load_model(
+    name_or_path: str | Path = "ferkit", threads: int = 0, calibration: bool | str | Path = True
+) -> EmotionModel:
+    """Load a registered model by name, or a model folder by path.
 
-def load_model(name_or_path: str | Path = "ferkit", threads: int = 0) -> EmotionModel:
-    """Load a registered model by name, or a model folder by path; ``threads`` = onnxruntime intra-op threads
-    (0: all cores; analysis uses 1 because it runs the model beside decoding, see ``pipeline``)."""
+    ``threads``: onnxruntime intra-op threads (0: all cores; analysis uses 1 because it runs the model beside
+    decoding, see ``pipeline``). ``calibration``: ``True`` applies the folder's ``calibration.json`` if there is
+    one, ``False`` none, a path that file; a calibration fitted for other weights is refused.
+    """
+    from ferkit.calibrate import SIDECAR, Calibration
+
     key = str(name_or_path)
     if key in MODEL_LOADERS:
-        return MODEL_LOADERS[key]()
-    folder = MODEL_FOLDERS.get(key, Path(key))
-    if not folder.is_dir():
-        known = ", ".join(sorted({*MODEL_FOLDERS, *MODEL_LOADERS}))
-        raise ModelError(f"no model named or found at {key!r} (known names: {known}; or give a model folder)")
-    return EmotionModel(folder, threads)
+        model = MODEL_LOADERS[key](threads)
+    else:
+        folder = MODEL_FOLDERS.get(key, Path(key))
+        if not folder.is_dir():
+            known = ", ".join(sorted({*MODEL_FOLDERS, *MODEL_LOADERS}))
+            raise ModelError(f"no model named or found at {key!r} (known names: {known}; or give a model folder)")
+        model = OnnxModel(folder, threads)
+    if calibration is True:
+        sidecar = getattr(model, "folder", None)
+        if sidecar is not None and (Path(sidecar) / SIDECAR).is_file():
+            model.calibrate_with(Calibration.load(Path(sidecar) / SIDECAR))
+    elif calibration not in (False, None):
+        model.calibrate_with(Calibration.load(Path(calibration)))
+    return model
+
+
+def _load_fer(threads: int) -> EmotionModel:
+    """The optional ``fer`` backend, imported only when asked for (see :mod:`ferkit.fer_backend`)."""
+    from ferkit.fer_backend import load_fer
+
+    return load_fer(threads)
+
+
+MODEL_LOADERS["fer"] = _load_fer
