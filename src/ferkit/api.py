@@ -56,9 +56,7 @@ def default_outputs(paths: list[Path], fmt: str) -> list[Path]:
     return outs
 
 
-def _model(
-    model: str | Path | EmotionModel, threads: int = 0, calibration: bool | str | Path = True
-) -> EmotionModel:
+def _model(model: str | Path | EmotionModel, threads: int = 0, calibration: bool | str | Path = True) -> EmotionModel:
     return model if isinstance(model, EmotionModel) else load_model(model, threads, calibration)
 
 
@@ -284,17 +282,19 @@ def calibrate(
     seed: int = 0,
     output: str | Path | None = None,
     options: AnalyzeOptions | None = None,
+    keep_bias: bool = False,
 ) -> tuple[Path, Calibration]:
     """Fit per-class logit biases (and a temperature, with labels) and save them beside the model.
 
     Labelled: ``dataset`` is a ``<class>/<image>`` folder (``split="validation"`` uses the card's validation files,
     never test images). Unlabelled: images/videos in ``unlabelled`` with ``objective="distribution"`` and target
-    ratios. ``holdout`` of the data is kept out of fitting and scored before/after (stored in the file's metrics).
+    ratios. ``holdout`` of the data is kept out of fitting and scored before/after (stored in the file's metrics);
+    biases that do not improve the objective there are reset to 0 unless ``keep_bias``.
     Returns the written path and the calibration.
     """
     from sklearn.model_selection import train_test_split
 
-    from ferkit.calibrate import SIDECAR, fit_calibration, parse_target
+    from ferkit.calibrate import SIDECAR, fit_calibration, fit_temperature, make_objective, parse_target
 
     emodel = load_model(model, calibration=False)
     tgt = parse_target(target, emodel.classes) if target else None
@@ -331,6 +331,17 @@ def calibrate(
         seed=seed,
         fitted_on=info | {"fit_images": len(fit_idx), "holdout_images": len(held) if holdout > 0 else 0},
     )
+    if holdout > 0 and not keep_bias:
+        # Biases are only kept when they improve the objective on images the search never saw: on a model that is
+        # already balanced, a search over ~1,000 images mostly fits noise (see docs/calibration.md).
+        judge = make_objective(objective, None if y is None else y[held], tgt)
+        gain = judge(cal.apply(z[held]).argmax(1)) - judge(z[held].argmax(1))
+        cal.fitted_on["holdout_objective_gain"] = round(float(gain), 6)
+        if gain <= 0:
+            cal.bias = [0.0] * len(cal.bias)
+            if temperature and y is not None:
+                cal.temperature = round(fit_temperature(z[fit_idx], y[fit_idx]), 6)
+            cal.fitted_on["bias_kept"] = False
     lab = None if truth is None else truth[held]
     cal.metrics = {
         "scored_on": "holdout" if holdout > 0 else "fit data (no holdout)",

@@ -182,6 +182,9 @@ def calibrate(
     fps: str = typer.Option("5", help="Video sampling rate for --unlabelled videos ('all' = every frame)."),
     temperature: bool = typer.Option(True, help="Fit a temperature too (needs labels)."),
     seed: int = typer.Option(0),
+    keep_bias: bool = typer.Option(
+        False, "--keep-bias", help="Keep searched biases even when they do not improve the held-out objective."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write (default: model folder)."),
 ) -> None:
     """Fit per-class logit biases (and a temperature) on cached logits; analyze/evaluate then apply them."""
@@ -208,6 +211,7 @@ def calibrate(
             seed,
             output,
             opts,
+            keep_bias,
         )
     before, after = cal.metrics["before"], cal.metrics["after"]
     table = Table(f"on {cal.metrics['scored_on']}", "before", "after")
@@ -217,6 +221,8 @@ def calibrate(
     for c in before.get("recall", {}):
         table.add_row(f"recall {c}", f"{before['recall'][c]:.3f}", f"{after['recall'][c]:.3f}")
     Console().print(table)
+    if cal.fitted_on.get("bias_kept") is False:
+        console.print("[yellow]biases did not improve the held-out objective: reset to 0 (--keep-bias keeps them)[/]")
     console.print(f"bias {dict(zip(cal.classes, cal.bias, strict=True))}, temperature {cal.temperature:.3f}")
     typer.echo(str(path))
 
