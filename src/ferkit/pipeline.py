@@ -29,7 +29,7 @@ class AnalyzeOptions:
     detector: str = "blazeface"
     detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
     template: str = "fer"
-    batch_frames: int = 128
+    batch_frames: int = 32  # small batches: the model worker starts sooner and the unoverlapped last batch is short
     tau: float = 0.5
     margin: float = 0.1
     k: int = 3
@@ -113,9 +113,10 @@ class Analyzer:
                     if running is not None:
                         yield from self._records(str(path), running[0], running[1].result(), smoother)
                     running, batch = (batch, pool.submit(self._probs, batch)), []
+            last = self._probs(batch)  # the last, partial batch runs here while the worker finishes the one before
             if running is not None:
                 yield from self._records(str(path), running[0], running[1].result(), smoother)
-        yield from self._records(str(path), batch, self._probs(batch), smoother)
+        yield from self._records(str(path), batch, last, smoother)
 
     def _image(self, frame: Frame) -> np.ndarray:
         return frame.gray if self.model.channels == "gray" else frame.rgb()

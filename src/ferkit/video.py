@@ -21,7 +21,6 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".m
 
 #: Images above this many pixels are refused (a 100 MP photo is ~300 MB decoded); detection needs far less.
 MAX_IMAGE_PIXELS = 100_000_000
-_THREAD_TYPE = "AUTO"  # TEMP A/B
 
 
 @dataclass
@@ -145,7 +144,7 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = _THREAD_TYPE
+        stream.thread_type = "AUTO"
         tb = float(stream.time_base) if stream.time_base else 0.0
         start = stream.start_time * tb if stream.start_time is not None else 0.0
         rate = float(stream.average_rate or stream.guessed_rate or 30)
