@@ -136,10 +136,14 @@ def test_evaluate_report_keys_aliases_and_misses(tmp_path: Path) -> None:
             shutil.copy(p, data / folder / p.name)
     cv2.imwrite(str(data / "happiness" / "blank.png"), np.full((120, 120), 90, np.uint8))  # no face → a miss
     report = tmp_path / "r.json"
-    res = ferkit("evaluate", data, "--report", report, cwd=tmp_path)
+    res = ferkit("evaluate", data, "--report", report, "--out-dir", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     (block,) = json.loads(report.read_text())["results"]
     assert {"n", "accuracy", "macro_f1", "misses", "per_class", "confusion_matrix"} <= set(block)
+    assert {"balanced_accuracy", "weighted_f1", "ece", "reliability", "protocol"} <= set(block)
+    assert block["protocol"]["class_mapping"] == {"anger": "angry", "happiness": "happy"}
+    assert block["protocol"]["split"] == "all" and block["protocol"]["model_sha256"] == block["model_sha256"]
+    assert {"report.json", "report.md"} <= {p.name for p in (tmp_path / "out").iterdir()}
     assert block["n"] == 13 and block["misses"] >= 1 and block["skipped_classes"] == {"contempt": 6}
     assert set(block["per_class"]) == {"angry", "happy"}
     cm = np.array(block["confusion_matrix"]["matrix"])

@@ -202,11 +202,13 @@ def _labelled_logits(
     model: EmotionModel, dataset: Path, crops: bool, split: str, detector: str
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Raw logits and integer labels of a labelled folder (images without a face dropped), cached on disk."""
+    from ferkit.datasets import list_folder_dataset
     from ferkit.evaluate import predict_dataset, split_files
 
     files = split_files(model, split)
+    listing = [(str(i.path), i.path.stat().st_size, i.path.stat().st_mtime_ns) for i in list_folder_dataset(dataset)]
     key = hashlib.sha256(
-        json.dumps([model.sha256, str(dataset.resolve()), crops, split, detector]).encode()
+        json.dumps([model.sha256, str(dataset.resolve()), crops, split, detector, listing]).encode()
     ).hexdigest()[:16]
     cache = RESULTS_DIR / "cache" / f"logits-{model.name}-{key}.npz"
     if cache.is_file():
