@@ -1,8 +1,9 @@
-"""Accuracy, macro-F1 and per-class recall of a model on FER2013 test (7,178 crops, ``--crops`` path).
+"""Accuracy, macro-F1, per-class recall and ECE of a model on FER2013 test (7,178 crops, ``--crops`` path).
 
     python benchmarks/fer2013_eval.py [--model ferkit] [--data ../shared/data/fer2013/test]
 
-Same code path as ``ferkit evaluate DATA --crops``. Results: printed + benchmarks/results/fer2013_<model>.json.
+Same code path as ``ferkit evaluate DATA --crops``; scored twice when the model has a calibration (raw scores, then
+as shipped with its ``calibration.json``). Results: printed + benchmarks/results/fer2013_<model>.json.
 """
 
 from __future__ import annotations
@@ -24,19 +25,27 @@ def main() -> None:
     ap.add_argument("--model", default="ferkit")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     args = ap.parse_args()
-    model = load_model(args.model)
-    t0 = time.perf_counter()
-    block = evaluate(model, Path(args.data), crops=True)
-    dt = time.perf_counter() - t0
-    print(
-        f"{model.name} on {args.data}: n={block['n']} accuracy={block['accuracy']:.4f} "
-        f"macro-F1={block['macro_f1']:.4f} ({dt:.1f} s incl. image reading)"
-    )
-    for c, m in block["per_class"].items():
-        print(f"  {c:9s} recall {m['recall']:.3f}  precision {m['precision']:.3f}  f1 {m['f1']:.3f}  n={m['support']}")
+    blocks = []
+    for calibration in (False, True):
+        model = load_model(args.model, calibration=calibration)
+        if calibration and model.calibration is None:
+            break
+        t0 = time.perf_counter()
+        block = evaluate(model, Path(args.data), crops=True)
+        dt = time.perf_counter() - t0
+        blocks.append(block)
+        print(
+            f"{model.name} ({'calibrated' if calibration else 'raw'}) on {args.data}: n={block['n']} "
+            f"accuracy={block['accuracy']:.4f} macro-F1={block['macro_f1']:.4f} "
+            f"balanced={block['balanced_accuracy']:.4f} ECE={block['ece']:.4f} ({dt:.1f} s incl. image reading)"
+        )
+        for c, m in block["per_class"].items():
+            print(
+                f"  {c:9s} recall {m['recall']:.3f}  precision {m['precision']:.3f}  f1 {m['f1']:.3f}  n={m['support']}"
+            )
     out = HERE / "results" / f"fer2013_{Path(args.model).name}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/fer2013_eval.py", **report([block])}, indent=1))
+    out.write_text(json.dumps({"command": "python benchmarks/fer2013_eval.py", **report(blocks)}, indent=1))
     print(out)
 
 

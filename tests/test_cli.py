@@ -158,3 +158,20 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert len(photo) == 1 and photo[0]["face_id"] == 0
     assert len(clip) == 20 and all(r["face_id"] == 0 for r in clip)  # 4 s at the default 5 samples/s
     assert (tmp_path / "ferkit-results" / "astronaut_pan.timeline.png").exists()
+
+
+def test_resume_after_a_finished_parquet_run_keeps_its_records(tmp_path: Path, crops_folder: Path) -> None:
+    import pandas as pd
+
+    out = tmp_path / "c.parquet"
+    first = ferkit("analyze", crops_folder, "--crops", "-o", out, "--format", "parquet", "--no-plots", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = pd.read_parquet(out)
+    again = ferkit(
+        "analyze", crops_folder, "--crops", "-o", out, "--format", "parquet", "--no-plots", "--resume", cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert "1 records" in again.stderr  # only the last frame is redone, the 13 finished ones are kept
+    after = pd.read_parquet(out)
+    assert len(after) == len(before) == 14 and sorted(after["source"]) == sorted(before["source"])
+    assert not out.with_suffix(".partial.jsonl").exists()

@@ -16,7 +16,7 @@ from ferkit.evaluate import evaluate as _evaluate_one
 from ferkit.evaluate import report
 from ferkit.models import EmotionModel, load_model
 from ferkit.pipeline import AnalyzeOptions, Analyzer, collect_inputs
-from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points
+from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points, to_record_dicts
 from ferkit.video import is_video
 
 if TYPE_CHECKING:
@@ -95,6 +95,10 @@ def run_analysis(
         if not sources:
             raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
         writer = RecordWriter(out, fmt, emodel.classes, append=resume)
+        if resume and fmt == "parquet" and out.is_file() and not writer.line_path.exists():
+            # A finished Parquet file: turn it back into the line file, so resuming skips what it holds.
+            rows = to_record_dicts(read_records(out, "parquet"))
+            writer.line_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         done = resume_points(writer.line_path, "jsonl" if fmt == "parquet" else fmt) if resume else {}
         with writer:
             for rec in analyzer.iter_records(sources, strict=[p for p in group if not p.is_dir()], start_after=done):

@@ -229,13 +229,21 @@ def calibrate(
 
 @app.command()
 def models() -> None:
-    """List registered models."""
-    from ferkit.models import MODEL_FOLDERS, load_model
+    """List registered models (folders and optional backends such as ``fer``) and their calibration."""
+    from ferkit.errors import ModelError
+    from ferkit.models import MODEL_FOLDERS, MODEL_LOADERS, load_model
 
-    table = Table("name", "classes", "input", "folder")
-    for name, folder in MODEL_FOLDERS.items():
-        m = load_model(name)
-        table.add_row(name, ", ".join(m.classes), f"{m.input_size}px {m.channels}", str(folder))
+    table = Table("name", "classes", "input", "calibration", "source")
+    for name in [*MODEL_FOLDERS, *MODEL_LOADERS]:
+        try:
+            m = load_model(name)
+        except ModelError as e:
+            table.add_row(name, "-", "-", "-", f"not available: {escape(str(e))}")
+            continue
+        cal = m.calibration
+        cal_text = "none" if cal is None else f"T={cal.temperature:.2f}, biases {'on' if any(cal.bias) else 'off'}"
+        source = getattr(m, "folder", None) or getattr(m, "source_file", "")
+        table.add_row(name, ", ".join(m.classes), f"{m.input_size}px {m.channels}", cal_text, escape(str(source)))
     Console().print(table)
 
 
