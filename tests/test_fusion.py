@@ -9,17 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ferkit.channels import face_channel, fuse_channels, read_channel, sync_nearest, sync_windows
 from ferkit.errors import InputError
-from ferkit.fusion import (
-    ModelOutput,
-    face_channel,
-    fuse_channels,
-    fuse_models,
-    read_channel,
-    reliability_from_report,
-    sync_nearest,
-    sync_windows,
-)
+from ferkit.fusion import ModelOutput, fuse_models, reliability_from_report
 
 HNS = ["happy", "neutral", "sad"]
 
@@ -216,3 +208,35 @@ def test_fuse_channels_weights_and_single_channel_threshold() -> None:
     assert both["state_label"].tolist() == [None, "sad", "sad"]
     one = fuse_channels(synced([(weak, None)] * 3), {"a": 1.0, "b": 1.0}, ["happy", "sad"])
     assert one["state_label"].tolist() == [None, None, None]
+
+
+def test_fuse_cli_on_the_shared_video(tmp_path: Path) -> None:
+    """Face channel from a real analysis + a hand-made voice channel saying 'sad' throughout, weighted 3:1.
+
+    Per 1-s window the voice vector is {sad: 1}, the face vector sums to 1, so fused sad >= 3/4 > any face share
+    (<= 1/4): every window's fused label is sad and the state switches to it after ``hold`` = 2 windows.
+    """
+    import subprocess
+    import sys
+
+    from conftest import VIDEO
+
+    def cli(*args: object) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "ferkit.cli", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+
+    face = tmp_path / "face.jsonl"
+    assert cli("analyze", VIDEO, "--fps", "2", "-o", face, "--no-plots").returncode == 0
+    voice = tmp_path / "voice.jsonl"
+    voice.write_text("".join(json.dumps({"timestamp": t / 2, "label": "sad"}) + "\n" for t in range(31)))
+    out = tmp_path / "fused.jsonl"
+    r = cli("fuse", face, voice, "--window", "1", "--weights", "face=1,voice=3", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 16 and all(row["fused_label"] == "sad" for row in rows)
+    assert rows[0]["state_label"] is None and all(row["state_label"] == "sad" for row in rows[1:])
+    assert (tmp_path / "fused.png").is_file()
+    late = tmp_path / "late.jsonl"
+    late.write_text(json.dumps({"timestamp": 100.0, "label": "sad"}) + "\n")
+    r = cli("fuse", face, late, "-o", tmp_path / "x.jsonl")
+    assert r.returncode == 2 and "do not overlap in time" in r.stderr and "Traceback" not in r.stderr

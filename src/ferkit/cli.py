@@ -228,6 +228,41 @@ def calibrate(
 
 
 @app.command()
+def fuse(
+    channels: list[Path] = typer.Argument(..., help="ferkit records (face channel) and other channels' JSONL/CSV."),
+    window: float = typer.Option(1.0, help="Fuse in consecutive windows of this many seconds."),
+    nearest: float | None = typer.Option(
+        None, help="Instead of windows: match each sample of the first channel to the nearest within this tolerance."
+    ),
+    weights: str | None = typer.Option(None, help="Channel weights by file stem, e.g. 'face=1,voice=0.5'."),
+    face: str = typer.Option("largest", help="Face channel: 'largest' face per timestamp or a face_id."),
+    threshold: float = typer.Option(0.5, help="Score a new label needs before the state machine switches."),
+    hold: int = typer.Option(2, min=1, help="Consecutive rows a new label must lead before switching."),
+    output: Path = typer.Option(Path("ferkit-results/fused.jsonl"), "--output", "-o", help="Fused rows (JSONL)."),
+    plot: bool = typer.Option(True, help="Write a per-channel and fused timeline PNG beside the output."),
+) -> None:
+    """Align channels by timestamp and fuse them by weighted voting with flicker suppression."""
+    from ferkit.channels import fuse_files
+
+    w = None
+    if weights:
+        try:
+            w = {k.strip(): float(v) for k, v in (p.split("=") for p in weights.split(",") if p.strip())}
+        except ValueError:
+            raise InputError(f"--weights must look like 'face=1,voice=0.5', got {weights!r}") from None
+    fused = fuse_files(channels, window, nearest, w, int(face) if face.isdigit() else face, threshold, hold)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(fused.to_json(orient="records", lines=True))
+    typer.echo(str(output))
+    if plot:
+        from ferkit.plots import plot_channels
+
+        typer.echo(str(plot_channels(fused, [Path(c).stem for c in channels], output.with_suffix(".png"))))
+    states = fused["state_label"].dropna()
+    console.print(f"{len(fused)} rows; fused state switches {int((states != states.shift()).sum()) - 1} times")
+
+
+@app.command()
 def models() -> None:
     """List registered models (folders and optional backends such as ``fer``) and their calibration."""
     from ferkit.errors import ModelError

@@ -180,3 +180,35 @@ def plot_confusion_grid(blocks: list[dict], path: Path) -> Path:
         _confusion_panel(ax, b)
         ax.set_title(f"{k + 1}: {_block_name(b)}", fontsize=10)
     return _save(fig, path)
+
+
+def plot_channels(fused: pd.DataFrame, channels: list[str], path: Path) -> Path:
+    """One label band per channel (its top class per row) plus the fused and state-machine labels over time."""
+    rows = [*channels, "fused", "state"]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(rows) + 1.2))
+    seen: set[str] = set()
+    for y, name in enumerate(rows):
+        for _, r in fused.iterrows():
+            if name == "fused":
+                label = r["fused_label"]
+            elif name == "state":
+                label = r["state_label"]
+            else:
+                v = r[name]
+                label = max(v, key=v.get) if isinstance(v, dict) and v else None
+            if isinstance(label, str):
+                seen.add(label)
+                ax.barh(y, r["end"] - r["start"], left=r["start"], color=_color(label), height=0.8)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.invert_yaxis()
+    ax.set_xlabel("time (s)")
+    seen = sorted({lab for col in ("fused_label", "state_label") for lab in fused[col] if isinstance(lab, str)})
+    ax.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color=_color(c)) for c in seen],
+        labels=seen,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=8,
+    )
+    ax.set_title("channels and fused timeline")
+    return _save(fig, path)
