@@ -1,0 +1,38 @@
+"""Gate building: a binary head on the bundled model's embedding, exported as a loadable model folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import CLASSES, FER, fer_files
+from sklearn.metrics import balanced_accuracy_score
+
+from ferkit.align import resize_crop
+from ferkit.gate import GATE_TAXONOMIES, build
+from ferkit.models import load_model
+
+
+def test_gate_folder_loads_and_separates_neutral_from_expressive(tmp_path: Path) -> None:
+    data = tmp_path / "fer"
+    for split, n in (("train", 40), ("test", 15)):
+        for p in fer_files(split, n):
+            (data / split / p.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, data / split / p.parent.name / p.name)
+    out = tmp_path / "gate"
+    card = build("ferkit", data, out, "expressive_vs_neutral", data / "test")
+    gate = load_model(out)
+    assert gate.classes == ["expressive", "neutral"] and gate.sha256 == card["sha256"]
+    files = fer_files("test", 15)
+    crops = np.stack([resize_crop(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), 48, "gray") for p in files])
+    probs = gate.predict_proba(crops)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    truth = np.array([int(p.parent.name == "neutral") for p in files])
+    bal = balanced_accuracy_score(truth, probs.argmax(1))
+    assert bal == pytest.approx(card["metrics"]["fer2013_test"]["balanced_accuracy"], abs=1e-6)
+    assert bal > 0.6  # chance is 0.5
+    assert set(GATE_TAXONOMIES["expressive_vs_neutral"]["expressive"]) | {"neutral"} == set(CLASSES)
+    assert not (FER / "gate").exists()
