@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +15,8 @@ from ferkit.errors import InputError
 from ferkit.evaluate import evaluate as _evaluate_one
 from ferkit.evaluate import report
 from ferkit.models import EmotionModel, load_model
-from ferkit.pipeline import AnalyzeOptions, Analyzer, collect_inputs
+from ferkit.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
+from ferkit.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
 from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points, to_record_dicts
 from ferkit.video import is_video
 
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
     from ferkit.calibrate import Calibration
 
 RESULTS_DIR = Path("ferkit-results")
-
-#: onnxruntime threads for analysis: the model runs in a worker thread beside decoding and tracking, and one
-#: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
-ANALYSIS_THREADS = 1
 
 
 @dataclass
@@ -38,6 +35,7 @@ class AnalysisSummary:
     records: int = 0
     faces: int = 0
     no_face: int = 0
+    gated: int = 0  # face records whose emotion a gate model withheld
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -56,7 +54,7 @@ def default_outputs(paths: list[Path], fmt: str) -> list[Path]:
     return outs
 
 
-def _model(model: str | Path | EmotionModel, threads: int = 0, calibration: bool | str | Path = True) -> EmotionModel:
+def _model(model: ModelArg, threads: int = 0, calibration: bool | str | Path = True) -> EmotionModel:
     return model if isinstance(model, EmotionModel) else load_model(model, threads, calibration)
 
 
@@ -64,18 +62,17 @@ def run_analysis(
     paths: Iterable[str | Path],
     output: Path | None = None,
     fmt: str = "jsonl",
-    model: str | Path | EmotionModel = "ferkit",
+    model: ModelSetup | ModelArg | Sequence[ModelArg] = "ferkit",
     options: AnalyzeOptions | None = None,
     resume: bool = False,
     plots: bool = True,
     progress: Callable[[FaceRecord], None] | None = None,
-    calibration: bool | str | Path = True,
 ) -> AnalysisSummary:
     """Analyse inputs and write records (one file per input, or all into ``output``), plus plots.
 
     Files named explicitly must be readable (``InputError`` otherwise); files found inside folders are skipped and
-    listed in the summary when bad. ``progress(record)`` is called per record. ``calibration``: see
-    :func:`ferkit.models.load_model` (``True``: the model folder's ``calibration.json`` if any).
+    listed in the summary when bad. ``progress(record)`` is called per record. ``model``: a model, a list of
+    models, or a :class:`~ferkit.pipeline.ModelSetup` (calibration, fusion, gate; see :func:`analyze`).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -84,8 +81,7 @@ def run_analysis(
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if output is not None and output.suffix.lstrip(".") in FORMATS and output.suffix.lstrip(".") != fmt:
         raise InputError(f"{output}: suffix does not match --format {fmt}")
-    emodel = _model(model, ANALYSIS_THREADS, calibration)
-    analyzer = Analyzer(emodel, options or AnalyzeOptions())
+    analyzer = make_analyzer(model, options)
     groups = (
         [(Path(output), paths)] if output else list(zip(default_outputs(paths, fmt), [[p] for p in paths], strict=True))
     )
@@ -94,7 +90,7 @@ def run_analysis(
         sources = collect_inputs(group)
         if not sources:
             raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
-        writer = RecordWriter(out, fmt, emodel.classes, append=resume)
+        writer = RecordWriter(out, fmt, analyzer.classes, append=resume)
         if resume and fmt == "parquet" and out.is_file() and not writer.line_path.exists():
             # A finished Parquet file: turn it back into the line file, so resuming skips what it holds.
             rows = to_record_dicts(read_records(out, "parquet"))
@@ -105,6 +101,7 @@ def run_analysis(
                 writer.write(rec)
                 summary.faces += rec.face_id is not None
                 summary.no_face += rec.face_id is None
+                summary.gated += bool(rec.gated)
                 if progress:
                     progress(rec)
         summary.records += writer.count
@@ -137,39 +134,37 @@ def _plots(out: Path, fmt: str) -> list[Path]:
 def analyze(
     paths: str | Path | Iterable[str | Path],
     fps: float | None = 5.0,
-    model: str | Path | EmotionModel = "ferkit",
+    model: ModelArg | Sequence[ModelArg] = "ferkit",
     crops: bool = False,
     output: str | Path | None = None,
     fmt: str = "jsonl",
     as_dataframe: bool = False,
     calibration: bool | str | Path = True,
+    fusion: str | None = None,
+    reliability: str | Path | dict | None = None,
+    gate: ModelArg | None = None,
+    gate_class: str | None = None,
+    gate_threshold: float = 0.5,
     **options: Any,
 ) -> list[dict[str, Any]] | Any:
     """Analyse images, folders or videos; returns records (dicts) or a DataFrame.
 
     With ``output`` the records are also written there (as ``ferkit analyze --output``). Files named explicitly
-    must be readable (``InputError``); bad files inside folders are skipped. Extra keyword arguments go to
-    :class:`~ferkit.pipeline.AnalyzeOptions`.
+    must be readable (``InputError``); bad files inside folders are skipped. ``model`` may be a list (first =
+    primary); ``fusion``, ``reliability`` and ``gate``/``gate_class``/``gate_threshold``: see :func:`run_analysis`.
+    Extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     opts = AnalyzeOptions(fps=fps, crops=crops, **options)
+    setup = ModelSetup(model, calibration, fusion, reliability, gate, gate_class, gate_threshold)
     if output is not None:
         collected: list[FaceRecord] = []
-        run_analysis(
-            paths,
-            Path(output),
-            fmt,
-            model,
-            opts,
-            plots=False,
-            progress=collected.append,
-            calibration=calibration,
-        )
+        run_analysis(paths, Path(output), fmt, setup, opts, plots=False, progress=collected.append)
         records = [r.to_dict() for r in collected]
     else:
-        analyzer = Analyzer(_model(model, ANALYSIS_THREADS, calibration), opts)
+        analyzer = make_analyzer(setup, opts)
         strict = [p for p in paths if not p.is_dir()]
         records = [r.to_dict() for r in analyzer.iter_records(collect_inputs(paths), strict=strict)]
     if as_dataframe:

@@ -53,13 +53,18 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
 def face_channel(records: list[dict], face: str | int = "largest") -> pd.DataFrame:
     """ferkit records as a channel: per timestamp the largest face (by box area) or the face with id ``face``.
 
-    Records with ``face_id`` None (no face tracked) or with neither emotion nor probabilities are dropped.
+    Records with ``face_id`` None (no face tracked), faces a gate model withheld (``gated``), and records with
+    neither emotion nor probabilities are dropped.
     """
     if any(r.get("timestamp") is None for r in records):
         raise InputError("still images have no timestamps; face_channel needs video records")
     best: dict[float, tuple[float, dict]] = {}
     for r in records:
-        if r.get("face_id") is None or (r.get("emotion") is None and not r.get("probabilities")):
+        if (
+            r.get("face_id") is None
+            or r.get("gated") is True
+            or (r.get("emotion") is None and not r.get("probabilities"))
+        ):
             continue
         if face != "largest" and r["face_id"] != face:
             continue

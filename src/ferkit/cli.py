@@ -69,7 +69,22 @@ def analyze(
         "-o",
         help="One file for all inputs (default: ./ferkit-results/<input name>.<format> per input).",
     ),
-    model: str = typer.Option("ferkit", help="Registered model name or model folder."),
+    model: list[str] = typer.Option(
+        ["ferkit"],
+        "--model",
+        help="Registered model name, model folder or ONNX spec .json; repeat to run several (the first is primary).",
+    ),
+    fusion: str | None = typer.Option(
+        None, help="Fuse several models' outputs: majority, soft or reliability (default: the first model's output)."
+    ),
+    reliability: Path | None = typer.Option(
+        None, help="Evaluate report (ferkit evaluate --report) whose per-class F1 weights --fusion reliability."
+    ),
+    gate: str | None = typer.Option(
+        None, help="Binary gate model (name, folder or spec .json): faces it scores below the threshold get no emotion."
+    ),
+    gate_class: str | None = typer.Option(None, help="The gate's class that must reach --gate-threshold."),
+    gate_threshold: float = typer.Option(0.5, help="Gate faces whose P(--gate-class) is below this."),
     crops: bool = typer.Option(False, "--crops", help="Each image already is a face crop: no detection."),
     detector: str = typer.Option("blazeface", help="blazeface, blazeface_full, mesh or haar."),
     detect_interval: float = typer.Option(
@@ -82,7 +97,7 @@ def analyze(
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.api import run_analysis
-    from ferkit.pipeline import AnalyzeOptions
+    from ferkit.pipeline import AnalyzeOptions, ModelSetup
     from ferkit.records import FaceRecord
 
     opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops, detector=detector, detect_interval=detect_interval)
@@ -92,13 +107,19 @@ def analyze(
         def tick(rec: FaceRecord) -> None:
             bar.update(task, description=f"analysing {Path(rec.source).name}", advance=1)
 
-        cal = _calibration(calibration, no_calibration)
-        summary = run_analysis(paths, output, fmt, model, opts, resume, plots, tick, cal)
+        if gate is None and gate_class is not None:
+            raise InputError("--gate-class needs --gate")
+        if reliability is not None and not reliability.is_file():
+            raise InputError(f"{reliability}: reliability report not found")
+        cal = _calibration(calibration, no_calibration, len(model))
+        setup = ModelSetup(model, cal, fusion, reliability, gate, gate_class, gate_threshold)
+        summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
     for out in summary.outputs:
         typer.echo(str(out))
     for p in summary.plots:
         console.print(f"plot: {escape(str(p))}")
-    console.print(f"{summary.records} records ({summary.faces} faces, {summary.no_face} frames without a face)")
+    gated = f", {summary.gated} gated" if gate is not None else ""
+    console.print(f"{summary.records} records ({summary.faces} faces{gated}, {summary.no_face} frames without a face)")
     for w in summary.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}")
     if summary.skipped:

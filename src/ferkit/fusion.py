@@ -16,8 +16,10 @@ probability mass stays spread over its own classes. Two models sharing no class 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -126,3 +128,25 @@ def reliability_from_report(report: dict, metric: str = "f1") -> dict[str, dict[
             raise InputError(f"report has several blocks for model {block['model']}; pass one validation report")
         out[block["model"]] = {c: float(m[metric]) for c, m in block["per_class"].items()}
     return out
+
+
+def load_reliability(reliability: str | Path | dict | None) -> dict[str, dict[str, float]] | None:
+    """Per-model, per-class reliabilities: from an evaluate report (a file or its dict) or given directly as
+    ``{model: {class: value}}``; ``InputError`` for an unreadable or malformed report."""
+    if reliability is None:
+        return None
+    if isinstance(reliability, (str, Path)):
+        try:
+            reliability = json.loads(Path(reliability).read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read reliability report {reliability}: {e}") from e
+    if not isinstance(reliability, dict):
+        raise InputError("a reliability report must be a JSON object (an evaluate report)")
+    if "results" not in reliability:
+        return reliability
+    try:
+        return reliability_from_report(reliability)
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"malformed reliability report (expected `ferkit evaluate --report` output): {e!r}") from e

@@ -102,12 +102,23 @@ class EmotionModel:
         self.calibration = calibration
 
 
+def open_session(onnx_path: Path, threads: int = 0):  # -> onnxruntime.InferenceSession
+    """An onnxruntime CPU session with ``threads`` intra-op threads (0: all cores); ``ModelError`` if unloadable."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"{onnx_path}: not a loadable ONNX model ({e})") from e
+
+
 class OnnxModel(EmotionModel):
     """A model folder (``model.onnx`` + ``card.json``, optional ``calibration.json``) run with onnxruntime."""
 
     def __init__(self, folder: Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         self.folder = Path(folder)
         self.card = ModelCard.load(self.folder / "card.json")
         self.name, self.classes, self.sha256 = self.card.name, self.card.classes, self.card.sha256
@@ -121,13 +132,7 @@ class OnnxModel(EmotionModel):
                 f"SHA-256 mismatch for {onnx_path}: card says {self.card.sha256[:12]}…, file is {digest[:12]}… "
                 "(corrupted or replaced model; refusing to load)"
             )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelError(f"{onnx_path}: not a loadable ONNX model ({e})") from e
+        self.session = open_session(onnx_path, threads)
         inp = self.session.get_inputs()[0]
         self._input = inp.name
         want = [1 if self.card.channels == "gray" else 3, self.card.input_size, self.card.input_size]
@@ -152,7 +157,8 @@ class OnnxModel(EmotionModel):
 def load_model(
     name_or_path: str | Path = "ferkit", threads: int = 0, calibration: bool | str | Path = True
 ) -> EmotionModel:
-    """Load a registered model by name, or a model folder by path.
+    """Load a registered model by name, a model folder by path, or an ONNX spec file (``*.json``, see
+    :mod:`ferkit.backends`).
 
     ``threads``: onnxruntime intra-op threads (0: all cores; analysis uses 1 because it runs the model beside
     decoding, see ``pipeline``). ``calibration``: ``True`` applies the folder's ``calibration.json`` if there is
@@ -163,11 +169,17 @@ def load_model(
     key = str(name_or_path)
     if key in MODEL_LOADERS:
         model = MODEL_LOADERS[key](threads)
+    elif key.endswith(".json") and Path(key).is_file():
+        from ferkit.backends import load_spec
+
+        model = load_spec(key, threads)
     else:
         folder = MODEL_FOLDERS.get(key, Path(key))
         if not folder.is_dir():
             known = ", ".join(sorted({*MODEL_FOLDERS, *MODEL_LOADERS}))
-            raise ModelError(f"no model named or found at {key!r} (known names: {known}; or give a model folder)")
+            raise ModelError(
+                f"no model named or found at {key!r} (known names: {known}; or give a model folder or a spec .json)"
+            )
         model = OnnxModel(folder, threads)
     if calibration is True:
         sidecar = getattr(model, "folder", None)

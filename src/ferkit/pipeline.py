@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,13 +11,21 @@ import numpy as np
 
 from ferkit.align import align_face, resize_crop
 from ferkit.datasets import IMAGE_SUFFIXES
+from ferkit.ensemble import CropKind, Ensemble, FaceScores
 from ferkit.errors import InputError
 from ferkit.faces import Detector, Face, create_detector
-from ferkit.models import EmotionModel
+from ferkit.fusion import load_reliability
+from ferkit.models import EmotionModel, load_model
 from ferkit.records import SENTIMENT, FaceRecord
 from ferkit.timeline import Smoother
 from ferkit.tracking import FaceTracker
 from ferkit.video import VIDEO_SUFFIXES, Frame, image_frame, is_video, iter_video
+
+#: onnxruntime threads for analysis: the model runs in a worker thread beside decoding and tracking, and one
+#: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
+ANALYSIS_THREADS = 1
+
+ModelArg = str | Path | EmotionModel
 
 
 @dataclass
@@ -55,18 +63,48 @@ class _Pending:
     index: int
     timestamp: float | None
     faces: list[tuple[int, Face, str]]  # (face_id, face, alignment kind)
-    crops: list[np.ndarray]
+    crops: dict[CropKind, list[np.ndarray]]  # one crop per face for each (size, channels) the models need
 
 
 @dataclass
 class Analyzer:
-    """Turns sources into :class:`FaceRecord` streams with one model (see :meth:`iter_records`)."""
+    """Turns sources into :class:`FaceRecord` streams (see :meth:`iter_records`).
 
-    model: EmotionModel
+    ``models``: one model or a list (the first is the primary); ``fusion``/``reliability`` combine several, and a
+    binary ``gate`` model with ``gate_class``/``gate_threshold`` withholds the emotion of faces it scores below the
+    threshold (see :mod:`ferkit.ensemble`).
+    """
+
+    models: EmotionModel | Sequence[EmotionModel]
     options: AnalyzeOptions = field(default_factory=AnalyzeOptions)
+    fusion: str | None = None
+    reliability: dict[str, dict[str, float]] | None = None
+    gate: EmotionModel | None = None
+    gate_class: str | None = None
+    gate_threshold: float = 0.5
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files that failed
     warnings: list[str] = field(default_factory=list)
     _detector: Detector | None = None
+
+    def __post_init__(self) -> None:
+        models = [self.models] if isinstance(self.models, EmotionModel) else list(self.models)
+        self.ensemble = Ensemble(models, self.fusion, self.reliability, self.gate, self.gate_class, self.gate_threshold)
+        self.models = self.ensemble.models
+
+    @property
+    def model(self) -> EmotionModel:
+        """The primary model."""
+        return self.ensemble.primary
+
+    @property
+    def name(self) -> str:
+        """The records' ``model`` value (``fused(a,b)`` with fusion)."""
+        return self.ensemble.name
+
+    @property
+    def classes(self) -> list[str]:
+        """Classes of the records' ``probabilities``."""
+        return self.ensemble.classes
 
     @property
     def detector(self) -> Detector:
@@ -104,7 +142,7 @@ class Analyzer:
         # The model runs on one batch in a worker thread while this thread decodes and tracks the next one
         # (onnxruntime releases the GIL), so the two cores are both busy on video.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            running: tuple[list[_Pending], Future[np.ndarray]] | None = None
+            running: tuple[list[_Pending], Future[list[FaceScores]]] | None = None
             for frame in frames:
                 if frame.index <= start_after:  # already written by an interrupted run
                     continue
@@ -118,41 +156,55 @@ class Analyzer:
                 yield from self._records(str(path), running[0], running[1].result(), smoother)
         yield from self._records(str(path), batch, last, smoother)
 
-    def _image(self, frame: Frame) -> np.ndarray:
-        return frame.gray if self.model.channels == "gray" else frame.rgb()
-
     def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
-        size = self.model.input_size
-        img = self._image(frame)
+        kinds = self.ensemble.crop_kinds
+        images: dict[str, np.ndarray] = {}
+
+        def image(channels: str) -> np.ndarray:
+            if channels not in images:
+                images[channels] = frame.gray if channels == "gray" else frame.rgb()
+            return images[channels]
+
         if tracker is None:
-            h, w = img.shape[:2]
-            crop = resize_crop(img, size, self.model.channels)
-            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], [crop])
-        faces, crops = [], []
+            h, w = frame.gray.shape[:2]
+            crops = {(size, ch): [resize_crop(image(ch), size, ch)] for size, ch in kinds}
+            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops)
+        faces: list[tuple[int, Face, str]] = []
+        crops = {k: [] for k in kinds}
         for t in tracker.update(frame):
-            crop, kind = align_face(img, t.face, size, self.options.template)
-            crops.append(crop)
+            for size, ch in kinds:
+                crop, kind = align_face(image(ch), t.face, size, self.options.template)
+                crops[(size, ch)].append(crop)
             faces.append((t.face_id, t.face, kind))
         return _Pending(frame.index, frame.timestamp, faces, crops)
 
-    def _probs(self, batch: list[_Pending]) -> np.ndarray:
-        crops = [c for p in batch for c in p.crops]
-        return self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(self.model.classes)))
+    def _probs(self, batch: list[_Pending]) -> list[FaceScores]:
+        crops = {k: [c for p in batch for c in p.crops[k]] for k in self.ensemble.crop_kinds}
+        if not crops[self.ensemble.crop_kinds[0]]:
+            return []
+        return self.ensemble.predict({k: np.stack(v) for k, v in crops.items()})
 
     def _records(
-        self, source: str, batch: list[_Pending], probs: np.ndarray, smoother: Smoother
+        self, source: str, batch: list[_Pending], scores: list[FaceScores], smoother: Smoother
     ) -> Iterator[FaceRecord]:
-        classes = self.model.classes
+        classes, name, fusion = self.classes, self.name, self.ensemble.fusion_info
         i = 0
         for p in batch:
             if not p.faces:
-                yield FaceRecord.no_face(source, p.index, p.timestamp, self.model.name)
+                yield FaceRecord.no_face(source, p.index, p.timestamp, name)
                 continue
             for face_id, face, kind in p.faces:
-                pr = probs[i]
+                s = scores[i]
                 i += 1
-                top = int(pr.argmax())
-                s_label, s_probs = smoother.update(face_id, p.timestamp, pr)
+                emotion = confidence = sentiment = s_label = s_probs = None
+                if not s.gated:  # gated faces have no emotion and are not fed to the smoother
+                    emotion, confidence = classes[s.label], round(float(s.probs[s.label]), 5)
+                    sentiment = SENTIMENT.get(emotion, "neutral")
+                    label, smoothed = smoother.update(face_id, p.timestamp, s.probs)
+                    s_label, s_probs = (
+                        classes[label],
+                        {c: round(float(v), 5) for c, v in zip(classes, smoothed, strict=True)},
+                    )
                 yield FaceRecord(
                     source=source,
                     frame_index=p.index,
@@ -161,11 +213,63 @@ class Analyzer:
                     box=[round(float(v), 2) for v in face.box],
                     detection_score=round(face.score, 4),
                     alignment=kind,
-                    model=self.model.name,
-                    emotion=classes[top],
-                    confidence=round(float(pr[top]), 5),
-                    sentiment=SENTIMENT.get(classes[top], "neutral"),
-                    probabilities={c: round(float(v), 5) for c, v in zip(classes, pr, strict=True)},
-                    smoothed_emotion=classes[s_label],
-                    smoothed_probabilities={c: round(float(v), 5) for c, v in zip(classes, s_probs, strict=True)},
+                    model=name,
+                    emotion=emotion,
+                    confidence=confidence,
+                    sentiment=sentiment,
+                    probabilities={c: round(float(v), 5) for c, v in zip(classes, s.probs, strict=True)},
+                    smoothed_emotion=s_label,
+                    smoothed_probabilities=s_probs,
+                    models=s.models,
+                    fusion=fusion,
+                    gate=s.gate,
+                    gated=s.gated,
                 )
+
+
+def _load(model: ModelArg, calibration: bool | str | Path) -> EmotionModel:
+    return model if isinstance(model, EmotionModel) else load_model(model, ANALYSIS_THREADS, calibration)
+
+
+def _models(model: ModelArg | Sequence[ModelArg], calibration: bool | str | Path) -> list[EmotionModel]:
+    """One model or several (first = primary), each loaded (and hash-checked) before any work starts."""
+    models = [model] if isinstance(model, (str, Path, EmotionModel)) else list(model)
+    if not models:
+        raise InputError("no model given")
+    if len(models) > 1 and not isinstance(calibration, bool):
+        raise InputError("a calibration file applies to one model; calibrations beside model folders load anyway")
+    return [_load(m, calibration) for m in models]
+
+
+@dataclass
+class ModelSetup:
+    """Which models score the faces and how: one or several models (first = primary), their calibration, an
+    optional fusion strategy (with a reliability report for ``reliability``) and an optional binary gate."""
+
+    model: ModelArg | Sequence[ModelArg] = "ferkit"
+    calibration: bool | str | Path = True
+    fusion: str | None = None
+    reliability: str | Path | dict | None = None
+    gate: ModelArg | None = None
+    gate_class: str | None = None
+    gate_threshold: float = 0.5
+
+
+def make_analyzer(
+    setup: ModelSetup | ModelArg | Sequence[ModelArg] = "ferkit", options: AnalyzeOptions | None = None
+) -> Analyzer:
+    """An :class:`Analyzer` with its models (and gate) loaded and the combination checked."""
+    s = setup if isinstance(setup, ModelSetup) else ModelSetup(setup)
+    models = _models(s.model, s.calibration)
+    gate_model = None
+    if s.gate is not None:
+        gate_model = _load(s.gate, s.calibration if isinstance(s.calibration, bool) else True)
+    return Analyzer(
+        models,
+        options or AnalyzeOptions(),
+        s.fusion,
+        load_reliability(s.reliability),
+        gate_model,
+        s.gate_class,
+        s.gate_threshold,
+    )

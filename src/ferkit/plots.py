@@ -24,14 +24,15 @@ COLORS = {
 }
 
 
-def _color(c: str) -> str:
-    return COLORS.get(c, "#17becf")
+def _color(c: str | None) -> str:
+    return "#dddddd" if not isinstance(c, str) else COLORS.get(c, "#17becf")  # None/NaN: a gated face
 
 
 def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
     """Stacked smoothed probabilities over time for each face, with raw and smoothed label bands below.
 
-    ``records`` are one video's records (the ``probabilities`` columns as dicts, as in JSONL).
+    ``records`` are one video's records (the ``probabilities`` columns as dicts, as in JSONL). Gated faces (no
+    emotion, no smoothed values) leave a gap in the stack and a light gray mark in the label bands.
     """
     faces = records.dropna(subset=["face_id"])
     ids = sorted(faces["face_id"].unique()) or [None]
@@ -42,9 +43,10 @@ def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) ->
             continue
         d = faces[faces["face_id"] == fid].sort_values("timestamp")
         t = d["timestamp"].to_numpy(float)
-        classes = list(d["smoothed_probabilities"].iloc[0])
-        probs = np.array([[p[c] for c in classes] for p in d["smoothed_probabilities"]])
-        ax.stackplot(t, probs.T, labels=classes, colors=[_color(c) for c in classes], alpha=0.85)
+        sp = [p if isinstance(p, dict) else None for p in d["smoothed_probabilities"]]
+        classes = list(next((p for p in sp if p is not None), d["probabilities"].iloc[0]))
+        probs = np.array([[np.nan if p is None else p[c] for c in classes] for p in sp])
+        ax.stackplot(t, np.nan_to_num(probs).T, labels=classes, colors=[_color(c) for c in classes], alpha=0.85)
         for row, col in ((-0.12, "emotion"), (-0.24, "smoothed_emotion")):
             ax.scatter(t, np.full(len(t), row), c=[_color(c) for c in d[col]], marker="|", s=120)
         ax.set_ylim(-0.3, 1)
@@ -60,10 +62,19 @@ def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) ->
 
 
 def plot_distribution(records: pd.DataFrame, out: Path, column: str = "smoothed_emotion") -> Path:
-    """Bar chart of how often each emotion was assigned (records without a face are counted as 'no face')."""
-    counts = records[column].fillna("no face").value_counts()
+    """Bar chart of how often each emotion was assigned (records without a face count as 'no face', faces a gate
+    withheld as 'gated')."""
+    labels = records[column].copy()
+    if "gated" in records.columns:
+        gated = records["gated"].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_)) else False)
+        labels[gated & labels.isna()] = "gated"
+    counts = labels.fillna("no face").value_counts()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(counts.index, counts.to_numpy(), color=[_color(c) if c != "no face" else "#cccccc" for c in counts.index])
+    ax.bar(
+        counts.index,
+        counts.to_numpy(),
+        color=["#cccccc" if c in ("no face", "gated") else _color(c) for c in counts.index],
+    )
     ax.set_ylabel("records")
     ax.set_title(f"emotion distribution ({column}, n={len(records)})")
     fig.tight_layout()

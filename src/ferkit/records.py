@@ -48,6 +48,11 @@ class FaceRecord:
     probabilities: dict[str, float] | None
     smoothed_emotion: str | None
     smoothed_probabilities: dict[str, float] | None
+    # Several models / fusion / gate (None in a plain single-model run; see the schema for each field):
+    models: dict[str, dict[str, Any]] | None = None  # model name -> {"emotion", "confidence", "probabilities"}
+    fusion: dict[str, Any] | None = None  # {"strategy", "models"} when the models' outputs were fused
+    gate: dict[str, Any] | None = None  # {"model", "class", "score", "threshold"} when a gate model ran
+    gated: bool | None = None  # True: the gate withheld this face's emotion (probabilities kept)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,8 +69,14 @@ def record_schema() -> dict[str, Any]:
     return json.loads(resources.files("ferkit").joinpath("schemas/record.schema.json").read_text())
 
 
+#: Nested fields that CSV holds as JSON text in one column (empty when null).
+JSON_COLUMNS = ("models", "fusion", "gate")
+
+
 def _flat(rec: dict[str, Any], classes: list[str]) -> dict[str, Any]:
     row = {k: v for k, v in rec.items() if k not in ("box", "probabilities", "smoothed_probabilities")}
+    for key in JSON_COLUMNS:
+        row[key] = None if rec.get(key) is None else json.dumps(rec[key], separators=(",", ":"))
     box = rec["box"] or [None] * 4
     row.update(zip(("box_x", "box_y", "box_w", "box_h"), box, strict=True))
     for key, prefix in (("probabilities", "p_"), ("smoothed_probabilities", "sp_")):
@@ -140,18 +151,23 @@ def _empty_record() -> dict[str, Any]:
 def read_records(path: Path, fmt: str | None = None):
     """Read records written in ``fmt`` (default: by suffix) into a DataFrame with the record's columns.
 
-    CSV's flattened ``box_*``, ``p_*`` and ``sp_*`` columns are folded back into ``box`` and the probability dicts.
+    CSV's flattened ``box_*``, ``p_*`` and ``sp_*`` columns are folded back into ``box`` and the probability dicts,
+    and its JSON text columns (``models``, ``fusion``, ``gate``) parsed back into dicts. Files written before a
+    column existed read with that column null.
     """
     import pandas as pd
 
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
     if fmt == "parquet":
-        return pd.read_parquet(path)
+        return pd.read_parquet(path).reindex(columns=list(FaceRecord.__dataclass_fields__))
     if fmt != "csv":
         return pd.DataFrame(load_jsonl(path), columns=list(FaceRecord.__dataclass_fields__))
-    flat = pd.read_csv(path)
+    flat = pd.read_csv(path, dtype={k: object for k in (*JSON_COLUMNS, "gated")})
     out = flat[[c for c in flat.columns if not c.startswith(("box_", "p_", "sp_"))]].copy()
+    for key in JSON_COLUMNS:
+        out[key] = [json.loads(v) if isinstance(v, str) else None for v in out.get(key, [None] * len(out))]
+    out["gated"] = [{"True": True, "False": False}.get(v) for v in out.get("gated", [None] * len(out))]
 
     def fold(prefix: str) -> list[dict[str, float] | None]:
         cols = [c for c in flat.columns if c.startswith(prefix)]
@@ -163,22 +179,32 @@ def read_records(path: Path, fmt: str | None = None):
     boxes = flat[["box_x", "box_y", "box_w", "box_h"]]
     out["box"] = [None if r.isna().all() else r.tolist() for _, r in boxes.iterrows()]
     out["probabilities"], out["smoothed_probabilities"] = fold("p_"), fold("sp_")
-    return out[list(FaceRecord.__dataclass_fields__)]
+    return out.reindex(columns=list(FaceRecord.__dataclass_fields__))
+
+
+def _plain(v: Any) -> Any:
+    """A value from a DataFrame cell as plain JSON data (arrays → lists, NaN → None, nested dicts too)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, float) and v != v:  # NaN
+        return None
+    return v
 
 
 def to_record_dicts(frame) -> list[dict[str, Any]]:
     """DataFrame rows as plain record dicts (NaN → None, integral columns as int, arrays as lists)."""
     out = []
     for row in frame.to_dict("records"):
-        rec = {}
-        for k, v in row.items():
-            if hasattr(v, "tolist"):
-                v = v.tolist()
-            if isinstance(v, float) and v != v:  # NaN
-                v = None
-            if k in ("frame_index", "face_id") and v is not None:
-                v = int(v)
-            rec[k] = v
+        rec = {k: _plain(v) for k, v in row.items()}
+        for k in ("frame_index", "face_id"):
+            if rec.get(k) is not None:
+                rec[k] = int(rec[k])
+        if rec.get("gated") is not None:
+            rec["gated"] = bool(rec["gated"])
         out.append(rec)
     return out
 
