@@ -30,11 +30,9 @@ DATA = HERE.parent.parent / "shared" / "data"
 
 
 def video_fps(models: list[str], video: Path, fusion: str | None) -> float:
-    from ferkit.api import ANALYSIS_THREADS
-    from ferkit.pipeline import AnalyzeOptions, Analyzer
+    from ferkit.pipeline import AnalyzeOptions, ModelSetup, make_analyzer
 
-    loaded = [load_model(m, ANALYSIS_THREADS) for m in models]
-    analyzer = Analyzer(loaded if len(loaded) > 1 else loaded[0], AnalyzeOptions(fps=None), fusion=fusion)
+    analyzer = make_analyzer(ModelSetup(models, fusion=fusion), AnalyzeOptions(fps=None))
     list(analyzer.iter_records([video]))  # warm-up
     t0 = time.perf_counter()
     n = len({r.frame_index for r in analyzer.iter_records([video])})
