@@ -36,3 +36,18 @@ def test_gate_folder_loads_and_separates_neutral_from_expressive(tmp_path: Path)
     assert bal > 0.6  # chance is 0.5
     assert set(GATE_TAXONOMIES["expressive_vs_neutral"]["expressive"]) | {"neutral"} == set(CLASSES)
     assert not (FER / "gate").exists()
+
+
+def test_shipped_gate_matches_the_bundled_model_and_gates_analysis() -> None:
+    """The shipped gate was built on the shipped weights, and `analyze --gate ferkit-gate` uses it."""
+    from conftest import VIDEO
+
+    import ferkit
+
+    gate, base = load_model("ferkit-gate"), load_model("ferkit", calibration=False)
+    assert gate.classes == ["expressive", "neutral"]
+    assert gate.card.extra["architecture"]["base_sha256"] == base.sha256
+    recs = ferkit.analyze(VIDEO, fps=1, gate="ferkit-gate", gate_class="expressive", gate_threshold=0.5)
+    faces = [r for r in recs if r["face_id"] is not None]
+    assert faces and all(r["gate"]["model"] == "ferkit-gate" for r in faces)
+    assert all(r["gated"] == (r["gate"]["score"] < 0.5) for r in faces)

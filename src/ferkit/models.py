@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 BUNDLED_DIR = Path(__file__).parent / "models"
 
 #: Named models: name -> folder. Backends of other kinds (e.g. the ``fer`` package) register a loader instead.
-MODEL_FOLDERS: dict[str, Path] = {"ferkit": BUNDLED_DIR / "ferkit"}
+MODEL_FOLDERS: dict[str, Path] = {"ferkit": BUNDLED_DIR / "ferkit", "ferkit-gate": BUNDLED_DIR / "ferkit-gate"}
 MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(threads)
 
 
