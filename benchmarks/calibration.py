@@ -6,9 +6,10 @@ For each search method (grid, tpe, evolution) the model is calibrated with ``fer
 validation files its card lists (carved from fer2013/train; for the ``fer`` backend, which has no card, the bundled
 model's validation list is used) — never on test — and then scored on fer2013/test before and after: accuracy,
 macro-F1, balanced accuracy, per-class recall and ECE (15 bins). A second part shows the label-free mode: on a
-test subset with known, deliberately skewed class ratios, treated as unlabelled, biases are fitted to match those
-ratios (``objective=distribution``) and the total-variation distance of the predicted distribution to the truth is
-reported before and after. Results: printed + benchmarks/results/calibration_<model>.json.
+subset of the validation files with known, deliberately skewed class ratios, treated as unlabelled, biases are
+fitted to match those ratios (``objective=distribution``) on one half and the total-variation distance of the
+predicted distribution to the truth is reported before and after on the other half.
+Results: printed + benchmarks/results/calibration_<model>.json.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from ferkit.models import load_model
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "fer2013"
-MINORITY = ("angry", "disgust", "fear", "sad")
 #: Known ratios of the label-free experiment's subset (an interview-like mix: mostly neutral and happy).
 SKEWED = {"angry": 40, "disgust": 10, "fear": 30, "happy": 300, "neutral": 400, "sad": 120, "surprise": 100}
 
@@ -77,12 +77,14 @@ def labelled(model_name: str, val_split_from: str, trials: int, tmp: Path) -> di
 
 
 def label_free(model_name: str, trials: int, tmp: Path) -> dict:
-    """Fit biases to known ratios on the first half of a skewed test subset; score the ratios on the second."""
+    """Fit biases to known ratios on one half of a skewed subset of the bundled model's validation files (never
+    test), treated as unlabelled; score the predicted distribution on the other half."""
     subset = tmp / "skewed"
+    files = load_model("ferkit", calibration=False).card.extra["training"]["validation_files"]
     for c, n in SKEWED.items():
         (subset / c).mkdir(parents=True, exist_ok=True)
-        for p in sorted((DATA / "test" / c).iterdir())[:n]:
-            shutil.copy(p, subset / c / p.name)
+        for f in sorted(f for f in files if f.startswith(f"{c}/"))[:n]:
+            shutil.copy(DATA / "train" / f, subset / f)
     model = load_model(model_name, calibration=False)
     pred = predict_dataset(model, subset, crops=True)
     target = np.array([SKEWED[c] for c in model.classes], float)
