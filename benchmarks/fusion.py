@@ -18,7 +18,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from ferkit.evaluate import metrics_block, predict_dataset, split_files
@@ -91,7 +90,7 @@ def main() -> None:
                 "reliability_metric": "per-class F1 on the bundled model's validation files",
                 "fusion_overhead_us_per_face": timing,
                 "video_frames_per_s": speed,
-                "n_test": int(np.asarray(len(y_true))),
+                "n_test": len(y_true),
             },
             indent=1,
         )
