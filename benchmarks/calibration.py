@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ferkit.api import calibrate
-from ferkit.calibrate import Calibration, distribution_distance, make_objective, search_bias
-from ferkit.evaluate import evaluate, predict_dataset
+from ferkit.calibration import Calibration, distribution_distance, make_objective, search_bias
+from ferkit.evaluation import evaluate, predict_dataset
 from ferkit.models import load_model
 
 HERE = Path(__file__).resolve().parent
@@ -94,7 +94,7 @@ def label_free(model_name: str, trials: int, tmp: Path) -> dict:
     order = rng.permutation(len(y))
     fit, held = order[: len(y) // 2], order[len(y) // 2 :]
     res = {"target": dict(zip(model.classes, target.round(4).tolist(), strict=True)), "n": len(y)}
-    from ferkit.calibrate import fit_calibration
+    from ferkit.calibration import fit_calibration
 
     for method in ("grid", "tpe", "evolution"):
         cal: Calibration = fit_calibration(

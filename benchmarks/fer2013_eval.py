@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from ferkit.evaluate import evaluate, report
+from ferkit.evaluation import evaluate, report
 from ferkit.models import load_model
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from ferkit.evaluate import metrics_block, predict_dataset, split_files
+from ferkit.evaluation import metrics_block, predict_dataset, split_files
 from ferkit.fusion import FUSION_STRATEGIES, ModelOutput, fuse_models, reliability_from_report
 from ferkit.models import load_model, softmax
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import CLASSES, FER
 from sklearn.metrics import f1_score
 
-from ferkit.calibrate import (
+from ferkit.calibration import (
     Calibration,
     distribution_distance,
     expected_calibration_error,
@@ -24,7 +24,7 @@ from ferkit.calibrate import (
     search_bias,
 )
 from ferkit.errors import InputError, ModelError
-from ferkit.evaluate import predict_dataset, split_files
+from ferkit.evaluation import predict_dataset, split_files
 from ferkit.models import load_model
 
 

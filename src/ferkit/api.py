@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit.errors import InputError
-from ferkit.evaluate import evaluate as _evaluate_one
-from ferkit.evaluate import report
+from ferkit.evaluation import evaluate as _evaluate_one
+from ferkit.evaluation import report
 from ferkit.models import EmotionModel, load_model
 from ferkit.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
 from ferkit.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
@@ -21,7 +21,7 @@ from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resu
 from ferkit.video import is_video
 
 if TYPE_CHECKING:
-    from ferkit.calibrate import Calibration
+    from ferkit.calibration import Calibration
 
 RESULTS_DIR = Path("ferkit-results")
 
@@ -186,14 +186,26 @@ def evaluate(
 
     ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
     ``calibration`` applies to every model named by string; ``split="validation"`` (a keyword for
-    :func:`ferkit.evaluate.evaluate`) scores only the card's validation images.
+    :func:`ferkit.evaluation.evaluate`) scores only the validation images listed by the first model whose card has
+    such a list, for every model (so models can be compared, or reliabilities measured, on the same images).
     """
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
-    models = [models] if isinstance(models, (str, Path, EmotionModel)) else list(models)
+    models = [
+        _model(m, 0, calibration) for m in ([models] if isinstance(models, (str, Path, EmotionModel)) else models)
+    ]
+    split_of = None
+    if kwargs.get("split", "all") != "all":
+        with_list = [
+            m
+            for m in models
+            if getattr(getattr(m, "card", None), "extra", {}).get("training", {}).get("validation_files")
+        ]
+        split_of = with_list[0] if with_list else None
     blocks = []
-    for m in (_model(m, 0, calibration) for m in models):
+    for m in models:
         for d in map(Path, datasets):
-            blocks.append(_evaluate_one(m, d, crops, progress=progress(m, d) if progress else None, **kwargs))
+            cb = progress(m, d) if progress else None
+            blocks.append(_evaluate_one(m, d, crops, progress=cb, split_of=split_of, **kwargs))
     return report(blocks)
 
 
@@ -202,7 +214,7 @@ def _labelled_logits(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Raw logits and integer labels of a labelled folder (images without a face dropped), cached on disk."""
     from ferkit.datasets import list_folder_dataset
-    from ferkit.evaluate import predict_dataset, split_files
+    from ferkit.evaluation import predict_dataset, split_files
 
     files = split_files(model, split)
     listing = [(str(i.path), i.path.stat().st_size, i.path.stat().st_mtime_ns) for i in list_folder_dataset(dataset)]
@@ -244,7 +256,7 @@ def _summary(z: np.ndarray, y: np.ndarray | None, target: np.ndarray | None, cla
     """Decision and confidence metrics of scores ``z`` (labels and/or target ratios where given)."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-    from ferkit.calibrate import distribution_distance, expected_calibration_error, log_softmax
+    from ferkit.calibration import distribution_distance, expected_calibration_error, log_softmax
 
     pred = z.argmax(axis=1)
     hist = np.bincount(pred, minlength=len(classes)) / len(pred)
@@ -295,7 +307,7 @@ def calibrate(
     """
     from sklearn.model_selection import train_test_split
 
-    from ferkit.calibrate import SIDECAR, fit_calibration, fit_temperature, make_objective, parse_target
+    from ferkit.calibration import SIDECAR, fit_calibration, fit_temperature, make_objective, parse_target
 
     emodel = load_model(model, calibration=False)
     tgt = parse_target(target, emodel.classes) if target else None

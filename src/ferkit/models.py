@@ -18,7 +18,7 @@ import numpy as np
 from ferkit.errors import ModelError
 
 if TYPE_CHECKING:
-    from ferkit.calibrate import Calibration
+    from ferkit.calibration import Calibration
 
 BUNDLED_DIR = Path(__file__).parent / "models"
 
@@ -72,7 +72,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class EmotionModel:
     """Base of every expression classifier: uint8 crops (N, S, S) gray or (N, S, S, 3) RGB at ``input_size`` in,
-    class scores out. Subclasses implement :meth:`raw_logits`; a :class:`~ferkit.calibrate.Calibration` (per-class
+    class scores out. Subclasses implement :meth:`raw_logits`; a :class:`~ferkit.calibration.Calibration` (per-class
     logit biases and a temperature), when attached, is applied by :meth:`logits` and :meth:`predict_proba`."""
 
     name: str
@@ -164,7 +164,7 @@ def load_model(
     decoding, see ``pipeline``). ``calibration``: ``True`` applies the folder's ``calibration.json`` if there is
     one, ``False`` none, a path that file; a calibration fitted for other weights is refused.
     """
-    from ferkit.calibrate import SIDECAR, Calibration
+    from ferkit.calibration import SIDECAR, Calibration
 
     key = str(name_or_path)
     if key in MODEL_LOADERS:

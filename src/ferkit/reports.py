@@ -1,6 +1,6 @@
 """Report files of ``ferkit evaluate``: JSON, a Markdown comparison, confusion CSVs and plots per block.
 
-Input is the report document of :func:`ferkit.evaluate.report` (``{"ferkit_version", "results": [block, ...]}``);
+Input is the report document of :func:`ferkit.evaluation.report` (``{"ferkit_version", "results": [block, ...]}``);
 every block is one model × dataset, so the Markdown tables put blocks side by side.
 """
 

@@ -243,7 +243,7 @@ def export(
 
     ``flip_tta`` builds mirror averaging into the graph (about +0.5 % accuracy for twice the compute).
     """
-    from ferkit.evaluate import evaluate
+    from ferkit.evaluation import evaluate
     from ferkit.models import load_model, sha256_file
 
     best = torch.load(run / "best.pt", weights_only=True)

@@ -24,7 +24,7 @@ from sklearn.metrics import (
 
 from ferkit import __version__
 from ferkit.align import align_face, resize_crop, to_channels
-from ferkit.calibrate import expected_calibration_error
+from ferkit.calibration import expected_calibration_error
 from ferkit.datasets import list_folder_dataset
 from ferkit.errors import InputError
 from ferkit.faces import create_detector, detect_tiled
@@ -152,13 +152,15 @@ def evaluate(
     crops: bool,
     progress: Callable[[int], None] | None = None,
     split: str = "all",
+    split_of: EmotionModel | None = None,
     **kwargs: object,
 ) -> dict:
     """One report block: metrics plus the protocol (which model, hash, calibration, dataset, split, mapping).
 
-    ``split="validation"`` scores only the files the model card lists as its validation images.
+    ``split="validation"`` scores only the files the model card lists as its validation images, or those of
+    ``split_of``'s card (so a model without a card, such as ``fer``, is scored on the same images).
     """
-    files = split_files(model, split)
+    files = split_files(split_of or model, split)
     pred = predict_dataset(model, root, crops, progress=progress, files=files, **kwargs)  # type: ignore[arg-type]
     cal = model.calibration
     return {
@@ -169,7 +171,7 @@ def evaluate(
         **metrics_block(pred, model.classes),
         "protocol": {
             "dataset": str(Path(root).resolve()),
-            "split": split,
+            "split": split if split == "all" else f"{split} files of {(split_of or model).name}",
             "class_mapping": pred.class_mapping,
             "model": model.name,
             "model_sha256": model.sha256,
