@@ -13,7 +13,7 @@ import numpy as np
 
 from ferkit.errors import InputError
 from ferkit.evaluation import evaluate as _evaluate_one
-from ferkit.evaluation import report
+from ferkit.evaluation import report, split_files
 from ferkit.models import EmotionModel, load_model
 from ferkit.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
 from ferkit.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
@@ -195,12 +195,13 @@ def evaluate(
     ]
     split_of = None
     if kwargs.get("split", "all") != "all":
-        with_list = [
-            m
-            for m in models
-            if getattr(getattr(m, "card", None), "extra", {}).get("training", {}).get("validation_files")
-        ]
-        split_of = with_list[0] if with_list else None
+        for m in models:  # the first model whose card lists validation files
+            try:
+                split_files(m, kwargs["split"])
+            except InputError:
+                continue
+            split_of = m
+            break
     blocks = []
     for m in models:
         for d in map(Path, datasets):
@@ -214,7 +215,7 @@ def _labelled_logits(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Raw logits and integer labels of a labelled folder (images without a face dropped), cached on disk."""
     from ferkit.datasets import list_folder_dataset
-    from ferkit.evaluation import predict_dataset, split_files
+    from ferkit.evaluation import predict_dataset
 
     files = split_files(model, split)
     listing = [(str(i.path), i.path.stat().st_size, i.path.stat().st_mtime_ns) for i in list_folder_dataset(dataset)]

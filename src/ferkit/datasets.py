@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ferkit.errors import InputError
+
+#: The seven basic classes in ferkit's canonical order (FER2013's folder names).
+BASIC_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -69,3 +73,8 @@ def list_folder_dataset(root: Path) -> list[LabelledImage]:
     if not items:
         raise InputError(f"{root}: no <class>/<image> files found")
     return items
+
+
+def file_digest(path: Path) -> str:
+    """MD5 of a file's bytes, to find byte-identical duplicates (e.g. FER2013 train copies of test images)."""
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()  # noqa: S324 - duplicate detection, not security

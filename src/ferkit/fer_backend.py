@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ferkit.datasets import BASIC_CLASSES
 from ferkit.errors import ModelError
 from ferkit.models import EmotionModel, sha256_file
 
@@ -28,7 +29,7 @@ MODEL_RELPATH = Path("data") / "emotion_model_quantized.tflite"
 #: fer's output order (``fer.FER._get_labels``).
 FER_ORDER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 #: ferkit's class order.
-CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+CLASSES = BASIC_CLASSES
 _REORDER = np.array([FER_ORDER.index(c) for c in CLASSES])
 
 

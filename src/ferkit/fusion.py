@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkit.datasets import BASIC_CLASSES
 from ferkit.errors import InputError
 
-CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+CLASSES = BASIC_CLASSES
 FUSION_STRATEGIES = ("majority", "soft", "reliability")
 Vector = dict[str, float]
 

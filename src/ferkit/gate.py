@@ -9,7 +9,6 @@ validation files and, if given, on a test folder). Needs the ``train`` extra (``
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import typer
 
 from ferkit.align import resize_crop
-from ferkit.datasets import list_folder_dataset
+from ferkit.datasets import file_digest, list_folder_dataset
 from ferkit.errors import InputError
 from ferkit.models import OnnxModel, load_model, sha256_file
 
@@ -43,10 +42,6 @@ def embeddings(model: OnnxModel, root: Path, files: list[str]) -> np.ndarray:
         )
         out.append(model.session.run(["embedding"], {model._input: model._prepare(crops)})[0])
     return np.concatenate(out)
-
-
-def _digest(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324 - duplicate detection, not security
 
 
 def binary_labels(files: list[str], taxonomy: dict[str, list[str]]) -> np.ndarray:
@@ -94,11 +89,12 @@ def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path 
     val_set = set(val_files)
     known = {c for m in tax.values() for c in m}
     # Like the base model's split: never fit on byte copies of test images (FER2013 has 703 in train).
-    test_digests = {_digest(i.path) for i in list_folder_dataset(data / "test")} if (data / "test").is_dir() else set()
+    test_items = list_folder_dataset(data / "test") if (data / "test").is_dir() else []
+    test_digests = {file_digest(i.path) for i in test_items}
     train_files = [
         f"{i.folder}/{i.path.name}"
         for i in list_folder_dataset(data / "train")
-        if f"{i.folder}/{i.path.name}" not in val_set and i.label in known and _digest(i.path) not in test_digests
+        if f"{i.folder}/{i.path.name}" not in val_set and i.label in known and file_digest(i.path) not in test_digests
     ]
     xtr, ytr = embeddings(base, data / "train", train_files), binary_labels(train_files, tax)
     xva, yva = (

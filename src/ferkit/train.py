@@ -7,7 +7,6 @@ the model folder (``model.onnx`` + ``card.json``). Needs the ``train`` extra (to
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -25,9 +24,9 @@ from sklearn.model_selection import train_test_split
 
 from ferkit.align import resize_crop
 from ferkit.backbones import create_backbone
-from ferkit.datasets import list_folder_dataset
+from ferkit.datasets import BASIC_CLASSES, file_digest, list_folder_dataset
 
-CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+CLASSES = BASIC_CLASSES
 
 
 @dataclass
@@ -54,18 +53,14 @@ class TrainConfig:
     )
 
 
-def _digest(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324 - duplicate detection, not security
-
-
 def build_split(data: Path, cfg: TrainConfig) -> dict[str, object]:
     """Deduplicate train (drop byte copies of test images and repeated train files), then split off validation."""
     train = list_folder_dataset(data / "train")
-    test_hashes = {_digest(i.path) for i in list_folder_dataset(data / "test")}
+    test_hashes = {file_digest(i.path) for i in list_folder_dataset(data / "test")}
     seen: set[str] = set()
     kept, leak, dup = [], 0, 0
     for item in train:
-        h = _digest(item.path)
+        h = file_digest(item.path)
         if h in test_hashes:
             leak += 1
         elif h in seen:
