@@ -71,3 +71,37 @@ def vgg_small(
             cin = w
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return Classifier(nn.Sequential(*layers), cin, num_classes, dropout)
+
+
+def param_groups(
+    model: nn.Module, lr: float, head_lr_mult: float = 1.0, weight_decay: float = 5e-4
+) -> list[dict[str, object]]:
+    """Optimiser parameter groups: backbone vs ``model.head`` (at ``lr * head_lr_mult``), each split into
+    decayed weights and undecayed norm/bias parameters (every tensor with fewer than 2 dimensions).
+
+    Every trainable parameter lands in exactly one group; empty groups are left out. Each group carries a
+    ``name`` (``backbone``, ``backbone_no_decay``, ``head``, ``head_no_decay``), which torch optimisers keep.
+    """
+    head_ids = {id(p) for p in model.head.parameters()}
+    groups: dict[str, list[nn.Parameter]] = {"backbone": [], "backbone_no_decay": [], "head": [], "head_no_decay": []}
+    seen: set[int] = set()
+    for p in model.parameters():  # parameters() already deduplicates shared tensors
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        part = "head" if id(p) in head_ids else "backbone"
+        groups[part if p.ndim > 1 else f"{part}_no_decay"].append(p)
+    return [
+        {
+            "name": name,
+            "params": params,
+            "lr": lr * (head_lr_mult if name.startswith("head") else 1.0),
+            "weight_decay": 0.0 if name.endswith("no_decay") else weight_decay,
+        }
+        for name, params in groups.items()
+        if params
+    ]
+
+
+# More architectures (ResNet-18, MobileNetV3-Small, attention ensemble) register themselves on import.
+from ferkit import backbones_extra as _extra  # noqa: E402, F401

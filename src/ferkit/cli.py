@@ -1,4 +1,4 @@
-"""The ``ferkit`` command line: analyze, evaluate, models, demo."""
+"""The ``ferkit`` command line: analyze, evaluate, calibrate, fuse, models, demo; train, train-batch, export."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ferkit.cli_train import register as _register_training
 from ferkit.errors import FerkitError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline facial expression recognition.")
@@ -315,6 +316,9 @@ def demo(
     summary = run_analysis([image, video], None, "jsonl", "ferkit", None, plots=True)
     for o in summary.outputs + summary.plots:
         typer.echo(str(o))
+
+
+_register_training(app)
 
 
 def main() -> None:

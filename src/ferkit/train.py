@@ -1,352 +1,372 @@
-"""Reproducible trainer for the bundled ``ferkit`` model (FER2013 crops, 7 classes).
+"""The training loop behind ``ferkit train CONFIG``: imbalance tools, schedules, EMA, AMP, checkpoints, resume.
 
-``python -m ferkit.train fit --data ../shared/data/fer2013 --run runs/bundled`` trains with checkpoints every
-epoch (``--resume`` continues), and ``python -m ferkit.train export --run runs/bundled --out models/ferkit`` writes
-the model folder (``model.onnx`` + ``card.json``). Needs the ``train`` extra (torch).
+A run folder (``<output>/<name>``) holds ``config.json``, ``split.json``, ``last.pt`` (everything needed to resume,
+written atomically after every epoch, so a crash loses at most one epoch), ``best.pt`` (weights of the epoch with the
+best validation macro-F1) and ``history.json``. Checkpoints hold only tensors and plain data and load with
+``torch.load(weights_only=True)``. Every random draw of an epoch is seeded by ``(seed, epoch)``, so in
+deterministic mode a resumed run gives the same weights as an uninterrupted one. Needs the ``train`` extra (torch).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import time
-import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
-import typer
-from sklearn.metrics import f1_score
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
-from ferkit.align import resize_crop
-from ferkit.backbones import create_backbone
-from ferkit.datasets import BASIC_CLASSES, file_digest, list_folder_dataset
+from ferkit.augment import augment_batch, minority_classes, sample_levels
+from ferkit.backbones import create_backbone, param_groups
+from ferkit.errors import InputError
+from ferkit.experiment import open_tracker
+from ferkit.losses import BalancedSampler, class_counts, class_weights, make_loss, sample_weights
+from ferkit.train_config import RunConfig, config_from_dict
+from ferkit.train_data import PreparedData, prepare_data
 
-CLASSES = BASIC_CLASSES
+Log = Callable[[str], None]
 
 
 @dataclass
-class TrainConfig:
-    """Everything that decides the result of a run (stored in the checkpoint and the model card)."""
+class EpochResult:
+    """What one epoch produced (also a line of ``history.json``)."""
 
-    backbone: str = "vgg_small"
-    input_size: int = 48
-    epochs: int = 24
-    batch_size: int = 128
-    max_lr: float = 0.1
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    class_weight_power: float = 0.5  # CE weight of class c = (N / n_c) ** power, normalised to mean 1
-    ema_decay: float = 0.999
-    val_fraction: float = 0.1
-    seed: int = 0
-    mean: float = 0.5
-    std: float = 0.5
-    warmup_pct: float = 0.3  # share of the one-cycle schedule spent raising the learning rate
-    init_from: str | None = None  # start from another run's best.pt (a warm restart), else random init
-    augment: dict[str, float] = field(
-        default_factory=lambda: {"rotate_deg": 10.0, "scale": 0.1, "shift": 0.12, "jitter": 0.25, "erase_p": 0.5}
-    )
+    epoch: int
+    phase: str  # "minority" (pre-training on minority classes), "ce" or "focal"
+    loss: float
+    lr: float
+    val_accuracy: float
+    val_macro_f1: float
+    val_balanced_accuracy: float
+    val_recall: dict[str, float]
+    val_f1: dict[str, float]
+    seconds: float
+    images_per_s: float
 
 
-def build_split(data: Path, cfg: TrainConfig) -> dict[str, object]:
-    """Deduplicate train (drop byte copies of test images and repeated train files), then split off validation."""
-    train = list_folder_dataset(data / "train")
-    test_hashes = {file_digest(i.path) for i in list_folder_dataset(data / "test")}
-    seen: set[str] = set()
-    kept, leak, dup = [], 0, 0
-    for item in train:
-        h = file_digest(item.path)
-        if h in test_hashes:
-            leak += 1
-        elif h in seen:
-            dup += 1
-        else:
-            seen.add(h)
-            kept.append(item)
-    rel = [f"{i.folder}/{i.path.name}" for i in kept]
-    labels = [CLASSES.index(i.label) for i in kept]
-    tr, va = train_test_split(
-        list(range(len(kept))), test_size=cfg.val_fraction, random_state=cfg.seed, stratify=labels
-    )
-    return {
-        "rule": (
-            "fer2013/train, minus files byte-identical to a fer2013/test file and repeated train files (first kept, "
-            "sorted order); stratified validation split with sklearn train_test_split(test_size=val_fraction, "
-            "random_state=seed) over the remaining sorted list"
-        ),
-        "dropped_test_copies": leak,
-        "dropped_train_repeats": dup,
-        "train_files": sorted(rel[i] for i in tr),
-        "validation_files": sorted(rel[i] for i in va),
-    }
+def build_model(cfg: RunConfig, num_classes: int) -> torch.nn.Module:
+    """The configured backbone (``model.options`` passed through), optionally initialised from a checkpoint."""
+    in_ch = 1 if cfg.data.channels == "gray" else 3
+    try:
+        model = create_backbone(
+            cfg.model.backbone,
+            num_classes=num_classes,
+            in_channels=in_ch,
+            dropout=cfg.model.dropout,
+            **cfg.model.options,
+        )
+    except KeyError as exc:
+        raise InputError(f"model.backbone: {exc.args[0]}") from exc
+    except TypeError as exc:
+        raise InputError(f"model.options: {exc}") from exc
+    if cfg.model.init_from:
+        path = Path(cfg.model.init_from)
+        if not path.is_file():
+            raise InputError(f"model.init_from: {path} not found")
+        state = torch.load(path, weights_only=True)["model"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(
+                f"model.init_from: {path} does not fit {cfg.model.backbone}: {exc}".splitlines()[0]
+            ) from exc
+    return model
 
 
-def load_images(root: Path, rel: list[str], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load ``class/file`` crops through the same resize path as ``ferkit analyze --crops``."""
-    xs = np.stack([resize_crop(cv2.imread(str(root / r), cv2.IMREAD_GRAYSCALE), size, "gray") for r in rel])
-    ys = np.array([CLASSES.index(r.split("/")[0]) for r in rel])
-    return torch.from_numpy(xs).unsqueeze(1), torch.from_numpy(ys)
+def _scheduler(cfg: RunConfig, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    o = cfg.optim
+    total = o.epochs * steps
+    if o.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, [g["lr"] for g in opt.param_groups], total_steps=total, pct_start=o.warmup_pct
+        )
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+    if o.schedule == "cosine_restarts":
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, o.restart_epochs * steps, o.restart_mult)
+    return None
 
 
-def augment(x: torch.Tensor, a: dict[str, float], gen: torch.Generator) -> torch.Tensor:
-    """Batch augmentation on normalised images: flip, affine, brightness/contrast jitter, random erasing."""
-    n = x.shape[0]
-    u = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
-    x = torch.where(u(n, 1, 1, 1) < 0.5, x.flip(3), x)
-    ang = (u(n) * 2 - 1) * math.radians(a["rotate_deg"])
-    sc = 1 + (u(n) * 2 - 1) * a["scale"]
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(ang) / sc, -torch.sin(ang) / sc
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(ang) / sc, torch.cos(ang) / sc
-    theta[:, :, 2] = (u(n, 2) * 2 - 1) * a["shift"]
-    x = F.grid_sample(
-        x, F.affine_grid(theta, list(x.shape), align_corners=False), padding_mode="border", align_corners=False
-    )
-    j = a["jitter"]
-    x = x * (1 + (u(n, 1, 1, 1) * 2 - 1) * j) + (u(n, 1, 1, 1) * 2 - 1) * j
-    h, w = x.shape[2:]
-    for i in torch.nonzero(u(n) < a["erase_p"]).flatten().tolist():
-        area = (0.02 + 0.18 * u(1).item()) * h * w
-        ratio = math.exp((u(1).item() * 2 - 1) * math.log(3))
-        eh, ew = min(h, round(math.sqrt(area * ratio))), min(w, round(math.sqrt(area / ratio)))
-        top, left = int(u(1).item() * (h - eh + 1)), int(u(1).item() * (w - ew + 1))
-        x[i, :, top : top + eh, left : left + ew] = torch.randn(1, eh, ew, generator=gen)
-    return x
+def _ema_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """EMA update with a warm-up: decay min(decay, (1 + n) / (10 + n)) after n updates, so short runs and the
+    first epochs are not dominated by the initial weights."""
+
+    def fn(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        return avg * d + new * (1 - d)
+
+    return fn
 
 
-def _normalise(x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    return (x.float() / 255 - cfg.mean) / cfg.std
+def _seed(seed: int, epoch: int) -> torch.Generator:
+    """Seed every generator an epoch draws from; returns the augmentation generator."""
+    s = seed * 100_003 + epoch
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+    return torch.Generator().manual_seed(s)
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, cfg: TrainConfig, batch: int = 512) -> np.ndarray:
-    """Logits for uint8 images, in eval mode."""
+def predict_logits(
+    model: torch.nn.Module, x: torch.Tensor, cfg: RunConfig, device: str, batch: int = 512
+) -> np.ndarray:
+    """Logits for uint8 NCHW images in eval mode."""
     model.eval()
-    return torch.cat([model(_normalise(x[i : i + batch], cfg))[0] for i in range(0, len(x), batch)]).numpy()
+    out = [
+        model(normalise(x[i : i + batch].to(device), cfg).contiguous(memory_format=torch.channels_last))[0]
+        .float()
+        .cpu()
+        for i in range(0, len(x), batch)
+    ]
+    return torch.cat(out).numpy()
 
 
-def fit(data: Path, run: Path, cfg: TrainConfig, resume: bool) -> None:
-    """Train with per-epoch checkpoints (``last.pt``) and keep the best validation macro-F1 (``best.pt``)."""
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    run.mkdir(parents=True, exist_ok=True)
-    split_file = run / "split.json"
-    if not split_file.exists():
-        split_file.write_text(json.dumps(build_split(data, cfg)))
-    split = json.loads(split_file.read_text())
-    xtr, ytr = load_images(data / "train", split["train_files"], cfg.input_size)
-    xva, yva = load_images(data / "train", split["validation_files"], cfg.input_size)
-    counts = torch.bincount(ytr, minlength=len(CLASSES)).float()
-    weights = (counts.sum() / counts) ** cfg.class_weight_power
-    weights = weights / weights.mean()
-    model = create_backbone(cfg.backbone, num_classes=len(CLASSES)).to(memory_format=torch.channels_last)
-    if cfg.init_from:
-        model.load_state_dict(torch.load(cfg.init_from, weights_only=True)["model"])
-    ema = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
-    )
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.max_lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    steps = math.ceil(len(xtr) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps, pct_start=cfg.warmup_pct
-    )
-    gen = torch.Generator().manual_seed(cfg.seed)
-    start, best, history = 0, -1.0, []
-    if resume and (run / "last.pt").exists():
-        ck = torch.load(run / "last.pt", weights_only=False)  # our own checkpoint: optimiser state + RNG
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        gen.set_state(ck["gen"])
-        start, best, history = ck["epoch"] + 1, ck["best"], ck["history"]
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        t0, total = time.time(), 0.0
-        perm = torch.randperm(len(xtr), generator=gen)
-        for b in range(steps):
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = augment(_normalise(xtr[idx], cfg), cfg.augment, gen).contiguous(memory_format=torch.channels_last)
-            logits, _ = model(x)
-            loss = F.cross_entropy(logits, ytr[idx], weight=weights, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            ema.update_parameters(model)
-            total += loss.item()
-        pred = predict(ema.module, xva, cfg).argmax(1)
-        acc = float((pred == yva.numpy()).mean())
-        mf1 = float(f1_score(yva.numpy(), pred, average="macro"))
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": total / steps,
-                "val_accuracy": acc,
-                "val_macro_f1": mf1,
-                "seconds": time.time() - t0,
-            }
-        )
-        print(json.dumps(history[-1]), flush=True)
-        if mf1 > best:
-            best = mf1
-            torch.save({"model": ema.module.state_dict(), "config": asdict(cfg), "epoch": epoch}, run / "best.pt")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "gen": gen.get_state(),
-                "epoch": epoch,
-                "best": best,
-                "history": history,
-                "config": asdict(cfg),
-            },
-            run / "last.pt.tmp",
-        )
-        (run / "last.pt.tmp").replace(run / "last.pt")
-    (run / "history.json").write_text(json.dumps(history, indent=1))
+def normalise(x: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
+    return (x.float() / 255 - cfg.data.mean) / cfg.data.std
 
 
-class FlipAverage(torch.nn.Module):
-    """Test-time augmentation inside the graph: average the outputs for the image and its mirror."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        (l1, e1), (l2, e2) = self.model(x), self.model(x.flip(3))
-        return (l1 + l2) / 2, (e1 + e2) / 2
-
-
-def export(
-    run: Path,
-    out: Path,
-    test_dir: Path | None = None,
-    name: str = "ferkit",
-    flip_tta: bool = False,
-    reproduce: list[str] | None = None,
-) -> dict:
-    """Export ``run/best.pt`` to ``out/model.onnx`` + ``out/card.json``; score on ``test_dir`` if given.
-
-    ``flip_tta`` builds mirror averaging into the graph (about +0.5 % accuracy for twice the compute).
-    """
-    from ferkit.evaluation import evaluate
-    from ferkit.models import load_model, sha256_file
-
-    best = torch.load(run / "best.pt", weights_only=True)
-    cfg = TrainConfig(**best["config"])
-    model = create_backbone(cfg.backbone, num_classes=len(CLASSES))
-    model.load_state_dict(best["model"])
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(1, 1, cfg.input_size, cfg.input_size)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter: no onnxscript needed
-    torch.onnx.export(
-        FlipAverage(model) if flip_tta else model,
-        dummy,
-        out / "model.onnx",
-        input_names=["input"],
-        output_names=["logits", "embedding"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    split = json.loads((run / "split.json").read_text())
-    history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
-    card = {
-        "name": name,
-        "version": "1",
-        "classes": CLASSES,
-        "input_size": cfg.input_size,
-        "channels": "gray",
-        "mean": cfg.mean,
-        "std": cfg.std,
-        "preprocessing": (
-            "gray uint8 face crop resized to input_size (cv2 INTER_AREA down / INTER_CUBIC up); photos and video "
-            "frames are first aligned onto ferkit.align.FER_TEMPLATE; x = (pixel / 255 - mean) / std; NCHW"
-        ),
-        "onnx_file": "model.onnx",
-        "outputs": {"logits": "class scores (softmax gives probabilities)", "embedding": "pooled features"},
-        "sha256": sha256_file(out / "model.onnx"),
-        "architecture": {
-            "backbone": cfg.backbone,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "flip_tta": flip_tta,
-        },
-        "training": {
-            "reproduce": reproduce or [f"python -m ferkit.train fit --data ../shared/data/fer2013 --run {run}"],
-            "config": asdict(cfg),
-            "seed": cfg.seed,
-            "best_epoch": best["epoch"],
-            "selection": "EMA weights of the epoch with the best validation macro-F1",
-            "data": "FER2013 train (../shared/data/fer2013/train), 7 classes",
-            "split_rule": split["rule"],
-            "dropped_test_copies": split["dropped_test_copies"],
-            "dropped_train_repeats": split["dropped_train_repeats"],
-            "train_count": len(split["train_files"]),
-            "validation_files": split["validation_files"],
-            "history": history,
-        },
-        "metrics": {},
+def scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
+    """Validation metrics (scikit-learn): accuracy, macro-F1, balanced accuracy, per-class recall/F1, confusion."""
+    labels = list(range(len(classes)))
+    rec = recall_score(y, pred, labels=labels, average=None, zero_division=0)
+    f1 = f1_score(y, pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float((y == pred).mean()),
+        "macro_f1": float(f1.mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "recall": dict(zip(classes, rec.round(4).tolist(), strict=True)),
+        "f1": dict(zip(classes, f1.round(4).tolist(), strict=True)),
+        "confusion": confusion_matrix(y, pred, labels=labels).tolist(),
     }
-    (out / "card.json").write_text(json.dumps(card, indent=1))
-    if test_dir is not None:
-        block = evaluate(load_model(out), test_dir, crops=True)
-        card["metrics"] = {
-            "fer2013_test": {k: block[k] for k in ("n", "accuracy", "macro_f1", "per_class", "confusion_matrix")}
-        }
-        (out / "card.json").write_text(json.dumps(card, indent=1))
-    return card
 
 
-app = typer.Typer(add_completion=False, help=__doc__)
+def _check_resume(cfg: RunConfig, run_dir: Path) -> None:
+    old = json.loads((run_dir / "config.json").read_text())
+    new = cfg.to_dict()
+    old["optim"]["epochs"] = new["optim"]["epochs"]  # extending a run is allowed
+    if old != new:
+        diff = [f"{k}" for k in new if old.get(k) != new[k]]
+        raise InputError(f"{run_dir}: the config changed since this run started ({', '.join(diff)}); use a new name")
 
 
-@app.command("export")
-def export_cmd(
-    run: Path = typer.Option(Path("runs/bundled"), help="run folder with best.pt and split.json"),
-    out: Path = typer.Option(Path("src/ferkit/models/ferkit"), help="model folder to write"),
-    test_dir: Path | None = typer.Option(None, help="score the exported model here (e.g. fer2013/test)"),
-    name: str = typer.Option("ferkit", help="model name recorded in the card"),
-    flip_tta: bool = typer.Option(False, help="average with the mirrored image inside the graph"),
-    reproduce: list[str] = typer.Option([], help="commands that reproduce the run (recorded in the card)"),
-) -> None:
-    """Export the best checkpoint to an ONNX model folder with its card."""
-    card = export(run, out, test_dir, name, flip_tta, reproduce or None)
-    typer.echo(json.dumps(card["metrics"].get("fer2013_test", {}).get("accuracy")))
+def train(
+    cfg: RunConfig, resume: bool = False, log: Log = print, on_step: Callable[[int, int], None] | None = None
+) -> dict:
+    """Run (or resume) a training run; returns ``{"run_dir", "best_epoch", "best", "history"}``."""
+    run_dir = cfg.run_dir
+    if resume and not (run_dir / "last.pt").exists():
+        raise InputError(f"{run_dir}: nothing to resume (no last.pt)")
+    if not resume and (run_dir / "last.pt").exists():
+        raise InputError(f"{run_dir}: a run with this name exists; pass --resume to continue it or choose a new name")
+    if resume:
+        _check_resume(cfg, run_dir)
+    device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda" and device != "cuda":
+        raise InputError("device: cuda requested but torch sees no GPU")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not cfg.deterministic
+    _seed(cfg.seed, -1)
+    data = prepare_data(cfg, run_dir, log)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    return _fit(cfg, data, device, resume, log, on_step)
 
 
-@app.command("fit")
-def fit_cmd(
-    data: Path = typer.Option(..., help="FER2013 root with train/ and test/ class folders"),
-    run: Path = typer.Option(Path("runs/bundled"), help="run folder for split, checkpoints and history"),
-    epochs: int = typer.Option(24),
-    seed: int = typer.Option(0),
-    max_lr: float = typer.Option(0.1),
-    warmup_pct: float = typer.Option(0.3),
-    init_from: Path | None = typer.Option(None, help="warm restart from another run's best.pt"),
-    augment_scale: float = typer.Option(1.0, help="multiply every augmentation strength (0.5 = half as strong)"),
-    split_from: Path | None = typer.Option(None, help="reuse another run's split.json (same validation images)"),
-    resume: bool = typer.Option(False, help="continue from run/last.pt"),
-) -> None:
-    """Train the bundled model."""
-    if split_from is not None:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "split.json").write_text(split_from.read_text())
-    cfg = TrainConfig(
-        epochs=epochs, seed=seed, max_lr=max_lr, warmup_pct=warmup_pct, init_from=str(init_from) if init_from else None
-    )
-    cfg.augment = {k: v * augment_scale for k, v in cfg.augment.items()}
-    fit(data, run, cfg, resume)
+def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log, on_step) -> dict:
+    run_dir, o, imb = cfg.run_dir, cfg.optim, cfg.imbalance
+    classes, n_cls = data.classes, len(data.classes)
+    model = build_model(cfg, n_cls).to(device, memory_format=torch.channels_last)
+    ema = None
+    if o.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=_ema_fn(o.ema_decay), use_buffers=True)
+    groups = param_groups(model, o.lr, o.head_lr_mult, o.weight_decay)
+    if o.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
+    else:
+        opt = torch.optim.AdamW(groups, lr=o.lr)
+    counts = class_counts(data.y_train, n_cls)
+    weights = class_weights(counts, imb.class_weights, imb.class_weight_power, imb.effective_beta).to(device)
+    ce = make_loss("ce", weights, imb.focal_gamma, o.label_smoothing)
+    focal = make_loss("focal", weights, imb.focal_gamma, o.label_smoothing)
+    minority = [classes.index(c) for c in imb.minority] if imb.minority else minority_classes(counts.tolist())
+    uneven_sources = len(set(data.source_weight.tolist())) > 1
+    sampler = None
+    if imb.sampler == "weighted" or uneven_sources:
+        power = imb.sampler_power if imb.sampler == "weighted" else 0.0
+        sampler = BalancedSampler(sample_weights(data.y_train, power, data.source_weight), None, cfg.seed)
+    minority_idx = torch.nonzero(torch.isin(data.y_train, torch.tensor(minority))).flatten()
+    steps = math.ceil(len(data.y_train) / o.batch_size)
+    sched = _scheduler(cfg, opt, steps)
+    use_amp = o.amp and device == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    total_epochs = imb.minority_pretrain_epochs + o.epochs
+    start, best, best_epoch, history = 0, -1.0, -1, []
+    tracker_id = None
+    if resume:
+        ck = torch.load(run_dir / "last.pt", weights_only=True)
+        model.load_state_dict(ck["model"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        if sched is not None:
+            sched.load_state_dict(ck["sched"])
+        scaler.load_state_dict(ck["scaler"])
+        start, best, best_epoch, history, tracker_id = (
+            ck["epoch"] + 1,
+            ck["best"],
+            ck["best_epoch"],
+            ck["history"],
+            ck.get("mlflow_run_id"),
+        )
+        log(f"resuming {run_dir} at epoch {start}")
+    t = cfg.tracking
+    tracker = open_tracker(t.mlflow, t.uri, t.experiment, Path(cfg.output), cfg.name, tracker_id)
+    if not resume:
+        tracker.log_params({**cfg.to_dict(), "train_count": len(data.y_train), "validation_count": len(data.y_val)})
+        tracker.log_dict(data.split.get("duplicates", {}), "duplicates.json")
+    status = "FAILED"
+    try:
+        for epoch in range(start, total_epochs):
+            gen = _seed(cfg.seed, epoch)
+            pre = epoch < imb.minority_pretrain_epochs
+            main_epoch = epoch - imb.minority_pretrain_epochs
+            if pre:
+                phase, loss_fn = "minority", ce
+                order = minority_idx[torch.randperm(len(minority_idx), generator=gen)]
+            else:
+                two_stage = imb.focal_from_epoch is not None and main_epoch >= imb.focal_from_epoch
+                phase = "focal" if imb.loss == "focal" or two_stage else "ce"
+                loss_fn = focal if phase == "focal" else ce
+                order = (
+                    torch.from_numpy(sampler.epoch(epoch))
+                    if sampler is not None
+                    else torch.randperm(len(data.y_train), generator=gen)
+                )
+            model.train()
+            t0, total, n_seen = time.time(), 0.0, 0
+            n_steps = math.ceil(len(order) / o.batch_size)
+            for b in range(n_steps):
+                idx = order[b * o.batch_size : (b + 1) * o.batch_size]
+                y = data.y_train[idx]
+                levels = sample_levels(y, cfg.augment.level, minority, cfg.augment.minority_level or cfg.augment.level)
+                x = augment_batch(normalise(data.x_train[idx], cfg), levels, gen)
+                x = x.to(device).contiguous(memory_format=torch.channels_last)
+                y = y.to(device)
+                with torch.autocast(device, dtype=torch.float16, enabled=use_amp):
+                    logits, _ = model(x)
+                    loss = loss_fn(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if o.grad_clip > 0:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                if sched is not None and not pre:
+                    sched.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                total += loss.item() * len(idx)
+                n_seen += len(idx)
+                if on_step:
+                    on_step(b + 1, n_steps)
+            seconds = time.time() - t0
+            scored = ema.module if ema is not None else model
+            val = scores(data.y_val.numpy(), predict_logits(scored, data.x_val, cfg, device).argmax(1), classes)
+            res = EpochResult(
+                epoch,
+                phase,
+                total / max(n_seen, 1),
+                opt.param_groups[0]["lr"],
+                val["accuracy"],
+                val["macro_f1"],
+                val["balanced_accuracy"],
+                val["recall"],
+                val["f1"],
+                seconds,
+                n_seen / seconds,
+            )
+            history.append(res.__dict__)
+            log(
+                f"epoch {epoch} ({phase}) loss {res.loss:.3f} val acc {res.val_accuracy:.4f} "
+                f"macro-F1 {res.val_macro_f1:.4f} ({seconds:.0f} s, {res.images_per_s:.0f} img/s)"
+            )
+            tracker.log_metrics(
+                {
+                    "loss": res.loss,
+                    "lr": res.lr,
+                    "val_accuracy": res.val_accuracy,
+                    "val_macro_f1": res.val_macro_f1,
+                    "val_balanced_accuracy": res.val_balanced_accuracy,
+                    "images_per_s": res.images_per_s,
+                    **{f"val_recall_{c}": v for c, v in res.val_recall.items()},
+                    **{f"val_f1_{c}": v for c, v in res.val_f1.items()},
+                },
+                step=epoch,
+            )
+            if val["macro_f1"] > best:
+                best, best_epoch = val["macro_f1"], epoch
+                best_state = {k: v.detach().cpu() for k, v in scored.state_dict().items()}
+                _save(
+                    run_dir / "best.pt",
+                    {
+                        "model": best_state,
+                        "config": cfg.to_dict(),
+                        "epoch": epoch,
+                        "classes": classes,
+                        "validation": {k: v for k, v in val.items()},
+                    },
+                )
+                tracker.log_dict({"labels": classes, "matrix": val["confusion"], "epoch": epoch}, "confusion_best.json")
+            _save(
+                run_dir / "last.pt",
+                {
+                    "model": model.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else {},
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict() if sched is not None else {},
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch,
+                    "best": best,
+                    "best_epoch": best_epoch,
+                    "history": history,
+                    "config": cfg.to_dict(),
+                    "mlflow_run_id": getattr(tracker, "run_id", None),
+                },
+            )
+            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+            if o.patience and not pre and epoch - best_epoch >= o.patience:
+                log(f"early stop: no better validation macro-F1 for {o.patience} epochs (best epoch {best_epoch})")
+                break
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    return {
+        "run_dir": str(run_dir),
+        "best_epoch": best_epoch,
+        "best_val_macro_f1": best,
+        "history": history,
+        "mlflow_run_id": getattr(tracker, "run_id", None),
+    }
 
 
-if __name__ == "__main__":
-    app()
+def _save(path: Path, obj: dict) -> None:
+    """Write atomically: a crash mid-write never leaves a broken checkpoint."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The config a run was started with (``config.json`` in its folder)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise InputError(f"{run_dir}: not a training run folder (no config.json)")
+    return config_from_dict(json.loads(path.read_text()))

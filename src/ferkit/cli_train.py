@@ -1,0 +1,146 @@
+"""Training commands of the ``ferkit`` CLI: ``train CONFIG``, ``train-batch CONFIG_DIR``, ``export RUN``.
+
+They need the ``train`` extra (torch); without it they stop with one line saying how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ferkit.errors import InputError
+
+
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError("training needs the train extra: pip install 'ferkit[train]' (torch==2.13.0, onnx)") from None
+
+
+def _overrides(values: list[str]) -> dict[str, object]:
+    """``--set optim.epochs=2`` → ``{"optim.epochs": 2}`` (values parsed as JSON when they parse)."""
+    out: dict[str, object] = {}
+    for item in values:
+        if "=" not in item:
+            raise InputError(f"--set expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def run_config(config: Path, resume: bool, overrides: dict[str, object], export: bool = True) -> dict:
+    """Train one config (with a rich progress bar), export ``<run>/model`` and log it to MLflow."""
+    from ferkit.cli import _progress, console
+    from ferkit.experiment import open_tracker
+    from ferkit.export import export_run
+    from ferkit.train import train
+    from ferkit.train_config import load_config
+
+    cfg = load_config(config, overrides)
+    _need_torch()
+    console.print(f"[bold]{cfg.name}[/]: run folder {cfg.run_dir}")
+    with _progress() as bar:
+        task = bar.add_task("epoch", total=None)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = train(cfg, resume=resume, log=lambda m: console.print(m, highlight=False), on_step=step)
+    if export and result["best_epoch"] >= 0:
+        out = cfg.run_dir / "model"
+        card = export_run(cfg.run_dir, out, name=cfg.name, test_dirs=[Path(p) for p in cfg.data.test_dirs])
+        t = cfg.tracking
+        tracker = open_tracker(t.mlflow, t.uri, t.experiment, Path(cfg.output), cfg.name, result["mlflow_run_id"])
+        tracker.log_artifacts(out, "model")
+        for key, block in card["metrics"].items():
+            tracker.log_metrics({f"{key}_accuracy": block["accuracy"], f"{key}_macro_f1": block["macro_f1"]}, 0)
+            console.print(f"{key}: accuracy {block['accuracy']:.4f}, macro-F1 {block['macro_f1']:.4f}")
+        tracker.end()
+        result["model"] = str(out)
+        console.print(f"model folder: {out} (use with --model {out})")
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    """Add the training commands to the main CLI."""
+
+    @app.command("train")
+    def train_cmd(
+        config: Path = typer.Argument(..., help="Run config (.toml, .yaml or .json); see configs/."),
+        resume: bool = typer.Option(False, help="Continue the run from its last checkpoint."),
+        set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set optim.epochs=2."),
+        no_export: bool = typer.Option(False, help="Skip exporting <run>/model at the end."),
+    ) -> None:
+        """Train a model from a config file; checkpoints every epoch, MLflow tracking, ONNX export at the end."""
+        run_config(config, resume, _overrides(set_), export=not no_export)
+
+    @app.command("train-batch")
+    def train_batch_cmd(
+        config_dir: Path = typer.Argument(..., help="Folder of run configs (a sweep); each runs in turn."),
+        resume: bool = typer.Option(False, help="Resume unfinished runs and skip finished ones."),
+        set_: list[str] = typer.Option([], "--set", help="Override a key in every config."),
+        summary: Path | None = typer.Option(None, help="Write a JSON summary of the runs here."),
+    ) -> None:
+        """Train every config in a folder (sorted by name); one failing config does not stop the others."""
+        from ferkit.cli import console
+        from ferkit.errors import FerkitError
+
+        if not config_dir.is_dir():
+            raise InputError(f"{config_dir}: config folder not found")
+        configs = sorted(p for p in config_dir.iterdir() if p.suffix in (".toml", ".yaml", ".yml", ".json"))
+        if not configs:
+            raise InputError(f"{config_dir}: no .toml/.yaml/.json configs")
+        rows = []
+        for path in configs:
+            try:
+                res = run_config(path, resume and _has_checkpoint(path, _overrides(set_)), _overrides(set_))
+                best = res["history"][res["best_epoch"]] if res["history"] else {}
+                rows.append(
+                    {
+                        "config": str(path),
+                        "status": "ok",
+                        "best_epoch": res["best_epoch"],
+                        "val_macro_f1": best.get("val_macro_f1"),
+                        "val_accuracy": best.get("val_accuracy"),
+                        "model": res.get("model"),
+                    }
+                )
+            except FerkitError as exc:
+                console.print(f"[red]{path.name}: {exc}[/]")
+                rows.append({"config": str(path), "status": f"error: {exc}"})
+        for r in rows:
+            console.print(json.dumps(r))
+        if summary is not None:
+            summary.write_text(json.dumps(rows, indent=1))
+        if any(r["status"] != "ok" for r in rows):
+            raise typer.Exit(1)
+
+    @app.command("export")
+    def export_cmd(
+        run: Path = typer.Argument(..., help="Training run folder (holds best.pt)."),
+        out: Path | None = typer.Option(None, help="Model folder to write (default: <run>/model)."),
+        name: str | None = typer.Option(None, help="Model name for the card (default: the folder name)."),
+        test_dir: list[Path] = typer.Option([], help="Score these <class>/ crop folders into the card."),
+        flip_tta: bool = typer.Option(False, help="Average with the mirrored image inside the graph (2× compute)."),
+    ) -> None:
+        """Export a run's best checkpoint to an ONNX model folder usable by analyze/evaluate --model."""
+        from ferkit.cli import console
+        from ferkit.export import export_run
+
+        _need_torch()
+        card = export_run(run, out or run / "model", name, test_dir, flip_tta)
+        console.print(f"model folder: {out or run / 'model'}")
+        for key, block in card["metrics"].items():
+            console.print(f"{key}: accuracy {block['accuracy']:.4f}, macro-F1 {block['macro_f1']:.4f}")
+
+
+def _has_checkpoint(config: Path, overrides: dict[str, object]) -> bool:
+    from ferkit.train_config import load_config
+
+    return (load_config(config, overrides).run_dir / "last.pt").exists()

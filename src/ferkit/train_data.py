@@ -1,0 +1,215 @@
+"""Training data for a run: sources → taxonomy labels → de-duplication → splits → model-input tensors.
+
+Every source goes through :func:`ferkit.sources.load_pixels`, the path ``ferkit analyze`` uses (``crop``: resize
+only; ``detect``: detection + alignment), so training and inference see faces framed the same way. The split is
+written to ``<run>/split.json`` on the first start and reused on ``--resume`` (and by ``data.split_from``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ferkit.duplicates import drop_duplicates, find_duplicates
+from ferkit.errors import InputError
+from ferkit.sources import Sample, assign_splits, fer2013_csv_source, folder_source, labels_csv_source, load_many
+from ferkit.taxonomy import load_taxonomy, map_labels
+from ferkit.train_config import RunConfig, SourceConfig
+
+
+@dataclass
+class PreparedData:
+    """Model-ready tensors (uint8 NCHW) with labels as class indices, plus what happened on the way."""
+
+    classes: list[str]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    source_weight: np.ndarray  # per training sample: its source's configured weight
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    split: dict = field(default_factory=dict)  # what split.json holds: keys, files, reports
+
+
+def read_source(src: SourceConfig, report: dict[str, list[str]]) -> tuple[list[Sample], dict | None]:
+    """Samples of one configured source (and the weak-label report for ``weak_tags``)."""
+    name = src.name or Path(src.path).name
+    path = Path(src.path)
+    if src.kind == "folder":
+        return folder_source(path, name, src.group_pattern, report), None
+    if src.kind == "fer2013_csv":
+        return fer2013_csv_source(path, name, report), None
+    if src.labels is None:
+        raise InputError(f"data.sources {name}: kind {src.kind!r} needs `labels` (the labels/tags file)")
+    if src.kind == "labels_csv":
+        return labels_csv_source(
+            path, Path(src.labels), name, src.file_column, src.label_column, src.group_column, src.split_column, report
+        ), None
+    from ferkit.weak import weak_tag_source
+
+    if src.rules is None:
+        raise InputError(f"data.sources {name}: kind 'weak_tags' needs `rules` (a keyword rules TOML)")
+    samples, weak = weak_tag_source(path, Path(src.labels), Path(src.rules), name)
+    return samples, weak.summary()
+
+
+def _subset(labels: list[str], per_class: int | None, fraction: float, seed: int) -> list[int]:
+    """Deterministic random subset of each class: a ``fraction`` of it (keeps the imbalance), at most ``per_class``."""
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for cls in sorted(set(labels)):
+        idx = [i for i, lab in enumerate(labels) if lab == cls]
+        n = min(per_class or len(idx), max(1, round(fraction * len(idx))))
+        keep += rng.permutation(idx)[:n].tolist()
+    return sorted(keep)
+
+
+def file_name(sample: Sample) -> str:
+    """``<folder>/<file>`` as model cards list validation files (what ``evaluate --split validation`` matches)."""
+    return f"{sample.path.parent.name}/{sample.path.name}" if sample.path is not None else sample.key
+
+
+def _plan_split(cfg: RunConfig, samples: list[Sample], labels: list[str]) -> tuple[list[int], list[int], dict]:
+    """Indices of train and validation samples and the reports (duplicates, rule)."""
+    d = cfg.data
+    # Duplicates are judged with unsplit samples counted as train (they are train or validation candidates).
+    dup = find_duplicates([s if s.split else replace(s, split="train") for s in samples])
+    info: dict = {"duplicates": dup.summary()}
+    keep = list(range(len(samples)))
+    if d.drop_duplicates:
+        kept, dropped = drop_duplicates([s if s.split else replace(s, split="train") for s in samples], dup)
+        kept_keys = {s.key for s in kept}
+        keep = [i for i, s in enumerate(samples) if s.key in kept_keys]
+        info["dropped"] = dropped
+    # A source with train but no validation images gives part of its train split to validation.
+    has_val = {s.source for s in samples if s.split == "validation"}
+    samples = [replace(s, split=None) if s.split == "train" and s.source not in has_val else s for s in samples]
+    pool = [samples[i] for i in keep]
+    pool = assign_splits(pool, d.val_fraction, cfg.seed, labels=[labels[i] for i in keep])
+    use = {name: set(s.splits) for s in d.sources for name in [s.name or Path(s.path).name]}
+    train = [i for i, s in zip(keep, pool, strict=True) if s.split == "train" and "train" in use[s.source]]
+    val = [i for i, s in zip(keep, pool, strict=True) if s.split == "validation"]
+    if d.max_per_class or d.train_fraction < 1:
+        train = [train[j] for j in _subset([labels[i] for i in train], d.max_per_class, d.train_fraction, cfg.seed)]
+    if d.val_max_per_class:
+        val = [val[j] for j in _subset([labels[i] for i in val], d.val_max_per_class, 1.0, cfg.seed)]
+    info["rule"] = (
+        "samples mapped onto the taxonomy; duplicates by file bytes "
+        + (
+            "dropped (train copies of validation/test images, repeats inside train); "
+            if d.drop_duplicates
+            else "kept; "
+        )
+        + "sources without a validation split give a stratified (grouped if groups are known) "
+        f"val_fraction={d.val_fraction} of their train samples, seed={cfg.seed}"
+        + (f"; at most {d.max_per_class} train samples per class" if d.max_per_class else "")
+        + (f"; a random {d.train_fraction} of each class's train samples" if d.train_fraction < 1 else "")
+    )
+    return train, val, info
+
+
+def prepare_data(cfg: RunConfig, run_dir: Path, log=print) -> PreparedData:
+    """Read, map, split (or reuse ``split.json``) and load the run's images."""
+    d = cfg.data
+    taxonomy = load_taxonomy(d.taxonomy)
+    report: dict[str, list[str]] = {}
+    samples: list[Sample] = []
+    weak_reports = {}
+    for src in d.sources:
+        part, weak = read_source(src, report)
+        samples += part
+        if weak is not None:
+            weak_reports[src.name or Path(src.path).name] = weak
+    mapped, label_report = map_labels([s.raw_label for s in samples], taxonomy)
+    if label_report.unknown:
+        names = ", ".join(f"{k} ({n})" for k, n in sorted(label_report.unknown.items()))
+        if d.unknown_labels == "error":
+            raise InputError(
+                f"labels not in taxonomy {taxonomy.name!r}: {names}; add them to the taxonomy's aliases or ignore "
+                "list, or set data.unknown_labels = 'skip'"
+            )
+        log(f"skipping labels not in taxonomy {taxonomy.name!r}: {names}")
+    idx = [i for i, m in enumerate(mapped) if m is not None]
+    samples = [samples[i] for i in idx]
+    labels = [mapped[i] for i in idx]
+    if not samples:
+        raise InputError("no training samples left after mapping labels onto the taxonomy")
+    split_file = run_dir / "split.json"
+    reuse = split_file if split_file.exists() else Path(d.split_from) if d.split_from else None
+    if reuse is not None:
+        split = json.loads(reuse.read_text())
+        train, val = _select(samples, split)
+    else:
+        train, val, info = _plan_split(cfg, samples, labels)
+        split = {
+            **info,
+            "taxonomy": taxonomy.name,
+            "classes": list(taxonomy.classes),
+            "label_report": label_report.summary(),
+            "source_problems": report,
+            "weak_labels": weak_reports,
+            "train_keys": [samples[i].key for i in train],
+            "validation_keys": [samples[i].key for i in val],
+            "validation_files": sorted(file_name(samples[i]) for i in val),
+        }
+    if not train or not val:
+        raise InputError(f"the split has {len(train)} train and {len(val)} validation samples; both must be > 0")
+    x_tr, y_tr, w_tr, bad_tr = _load(cfg, [samples[i] for i in train], [labels[i] for i in train], taxonomy.classes)
+    x_va, y_va, _, bad_va = _load(cfg, [samples[i] for i in val], [labels[i] for i in val], taxonomy.classes)
+    split["unreadable"] = bad_tr + bad_va
+    if bad_tr or bad_va:
+        log(f"skipped {len(bad_tr) + len(bad_va)} unreadable images (listed in split.json under 'unreadable')")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not split_file.exists():
+        split_file.write_text(json.dumps(split, indent=1))
+    counts = Counter(labels[i] for i in train)
+    log("train " + ", ".join(f"{c} {counts.get(c, 0)}" for c in taxonomy.classes) + f"; validation {len(val)}")
+    return PreparedData(list(taxonomy.classes), x_tr, y_tr, w_tr, x_va, y_va, split)
+
+
+def _select(samples: list[Sample], split: dict) -> tuple[list[int], list[int]]:
+    """Indices of a stored split's samples, by key (or by ``<folder>/<file>`` for splits of the legacy trainer)."""
+    if "train_keys" in split:
+        pos = {s.key: i for i, s in enumerate(samples)}
+        names = ("train_keys", "validation_keys")
+    else:
+        pos = {file_name(s): i for i, s in enumerate(samples) if s.split in (None, "train")}
+        names = ("train_files", "validation_files")
+    out = []
+    for name in names:
+        missing = [k for k in split[name] if k not in pos]
+        if missing:
+            raise InputError(f"stored split lists {len(missing)} samples the sources no longer have, e.g. {missing[0]}")
+        out.append([pos[k] for k in split[name]])
+    return out[0], out[1]
+
+
+def _load(
+    cfg: RunConfig, samples: list[Sample], labels: list[str], classes: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, list[str]]:
+    d = cfg.data
+    weights = {s.name or Path(s.path).name: s.weight for s in d.sources}
+    align = {s.name or Path(s.path).name: s.align for s in d.sources}
+    xs, ys, ws, bad = [], [], [], []
+    for mode in sorted({align[s.source] for s in samples}):
+        part = [i for i, s in enumerate(samples) if align[s.source] == mode]
+        arr, ok, failed = load_many([samples[i] for i in part], d.input_size, d.channels, mode)
+        bad += failed
+        if len(ok):
+            xs.append(arr)
+            ys += [classes.index(labels[part[j]]) for j in ok]
+            ws += [weights[samples[part[j]].source] for j in ok]
+    if not xs:
+        return (
+            torch.zeros(0, 1, d.input_size, d.input_size, dtype=torch.uint8),
+            torch.zeros(0, dtype=torch.long),
+            np.zeros(0),
+            bad,
+        )
+    x = np.concatenate(xs)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(ys), np.array(ws, dtype=np.float64), bad

@@ -1,0 +1,217 @@
+"""The training framework on tiny real FER2013 subsets: configs, data preparation, a short run, resume, export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import FER, fer_files  # noqa: E402
+
+from ferkit.errors import InputError  # noqa: E402
+from ferkit.train_config import config_from_dict, load_config  # noqa: E402
+
+TWO_CLASSES = """
+name = "happy_surprise"
+description = "two easy classes for quick training tests"
+classes = ["happy", "surprise"]
+ignore = ["angry", "disgust", "fear", "neutral", "sad"]
+"""
+
+
+def _dataset(root: Path, per_class: int, classes=("happy", "surprise")) -> Path:
+    for p in fer_files("train", per_class, list(classes)):
+        (root / p.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, root / p.parent.name / p.name)
+    return root
+
+
+def _config(tmp: Path, data: Path, **over) -> dict:
+    (tmp / "two.toml").write_text(TWO_CLASSES)
+    cfg = {
+        "name": "quick",
+        "output": str(tmp / "runs"),
+        "seed": 3,
+        "deterministic": True,
+        "data": {"sources": [{"path": str(data)}], "taxonomy": str(tmp / "two.toml"), "val_fraction": 0.25},
+        "optim": {
+            "epochs": 4,
+            "batch_size": 32,
+            "optimizer": "adamw",
+            "lr": 0.003,
+            "weight_decay": 0.05,
+            "ema_decay": 0.0,
+        },
+        "augment": {"level": 1},
+        "tracking": {"mlflow": False},
+    }
+    for key, value in over.items():
+        node = cfg
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    base = {"name": "x", "data": {"sources": [{"path": "d"}]}}
+    assert config_from_dict(base).optim.epochs == 30
+    for bad, key in [
+        ({**base, "optim": {"lrr": 0.1}}, "optim.lrr: unknown key"),
+        ({**base, "optim": {"epochs": "ten"}}, "optim.epochs: expected int"),
+        ({**base, "imbalance": {"loss": "focall"}}, "imbalance.loss: 'focall' is not one of"),
+        ({"name": "x", "data": {"sources": [{"path": "d", "kind": "zip"}]}}, r"data.sources\[0\].kind: .zip. is not one of"),
+        ({"name": "x", "data": {"sources": []}}, "data.sources: at least one source"),
+        ({"name": "x"}, "data: missing required key"),
+        ({**base, "augment": {"level": 5}}, "levels are 0–3"),
+    ]:
+        with pytest.raises(InputError, match=key):
+            config_from_dict(bad)
+    (tmp_path / "a.yaml").write_text("data:\n  sources:\n    - path: d\noptim:\n  epochs: 2\n")
+    assert load_config(tmp_path / "a.yaml").optim.epochs == 2
+    assert load_config(tmp_path / "a.yaml").name == "a"
+    (tmp_path / "b.toml").write_text('[data]\nsources = [{path = "d"}]\n[optim]\nbatchsize = 2\n')
+    with pytest.raises(InputError, match=r"b.toml: optim.batchsize: unknown key \(known: epochs, batch_size"):
+        load_config(tmp_path / "b.toml")
+    out = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "train", str(tmp_path / "b.toml")], capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "optim.batchsize: unknown key" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_prepare_data_maps_splits_and_reports(tmp_path: Path) -> None:
+    from ferkit.train_data import prepare_data
+
+    data = _dataset(tmp_path / "d", 40, ("happy", "surprise", "neutral"))
+    (data / "bewildered").mkdir()
+    shutil.copy(next((data / "happy").iterdir()), data / "bewildered" / "x.jpg")
+    cfg = config_from_dict(_config(tmp_path, data))
+    with pytest.raises(InputError, match=r"not in taxonomy 'happy_surprise': bewildered \(1\)"):
+        prepare_data(cfg, cfg.run_dir, log=lambda m: None)
+    (data / "surprise" / "broken.jpg").write_bytes(b"not a jpeg")
+    shutil.copy(next((data / "happy").iterdir()), data / "happy" / "copy.jpg")  # a byte-identical repeat
+    cfg = config_from_dict(_config(tmp_path, data, **{"data.unknown_labels": "skip"}))
+    d = prepare_data(cfg, cfg.run_dir, log=lambda m: None)
+    assert d.classes == ["happy", "surprise"]  # neutral ignored by the taxonomy, bewildered skipped
+    assert len(d.y_train) + len(d.y_val) == 80  # 81 images minus one repeat, minus the unreadable file
+    assert d.x_train.shape[1:] == (1, 48, 48) and d.x_train.dtype == torch.uint8
+    split = json.loads((cfg.run_dir / "split.json").read_text())
+    assert split["dropped"]["train_repeats"] == 1
+    assert any(k.endswith("broken.jpg") for k in split["unreadable"])
+    assert not set(split["train_keys"]) & set(split["validation_keys"])
+    assert abs(len(split["validation_keys"]) - 20) <= 2  # val_fraction 0.25, stratified
+    again = prepare_data(cfg, cfg.run_dir, log=lambda m: None)  # reuses split.json
+    assert torch.equal(again.y_val, d.y_val)
+
+
+def test_short_run_beats_chance_exports_and_tracks(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", 150)
+    cfg = _config(tmp_path, data, **{"tracking.mlflow": True, "data.test_dirs": [str(FER / "test")]})
+    (tmp_path / "quick.json").write_text(json.dumps(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "train", str(tmp_path / "quick.json")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "runs" / "quick"
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 4 and max(h["val_accuracy"] for h in history) >= 0.65  # chance: 0.5
+    card = json.loads((run / "model" / "card.json").read_text())
+    assert card["classes"] == ["happy", "surprise"] and card["training"]["seed"] == 3
+    test = card["metrics"]["fer2013_test"]
+    assert test["n"] == 1774 + 831 and test["accuracy"] >= 0.65  # real FER2013 test images of both classes
+    rep = tmp_path / "rep.json"
+    ev = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ferkit.cli",
+            "evaluate",
+            str(FER / "test"),
+            "--crops",
+            "--model",
+            str(run / "model"),
+            "--report",
+            str(rep),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(rep.read_text())["results"][0]["accuracy"] == pytest.approx(test["accuracy"])
+    db = sqlite3.connect(tmp_path / "runs" / "mlflow.db")
+    metrics = {k for (k,) in db.execute("select distinct key from metrics")}
+    assert {"val_macro_f1", "val_recall_happy", "fer2013_test_accuracy"} <= metrics
+    assert list((tmp_path / "runs" / "mlartifacts").rglob("model.onnx"))
+
+
+def test_resume_after_interruption_is_identical(tmp_path: Path) -> None:
+    from ferkit.train import train
+
+    data = _dataset(tmp_path / "d", 30)
+    straight = config_from_dict(_config(tmp_path, data, **{"optim.epochs": 2, "name": "straight"}))
+    train(straight, log=lambda m: None)
+    cut = config_from_dict(_config(tmp_path, data, **{"optim.epochs": 2, "name": "cut"}))
+
+    def stop(step: int, total: int) -> None:
+        if (
+            len(
+                json.loads((cut.run_dir / "history.json").read_text())
+                if (cut.run_dir / "history.json").exists()
+                else []
+            )
+            == 1
+        ):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, log=lambda m: None, on_step=stop)
+    assert torch.load(cut.run_dir / "last.pt", weights_only=True)["epoch"] == 0
+    with pytest.raises(InputError, match="pass --resume"):
+        train(cut, log=lambda m: None)
+    train(cut, resume=True, log=lambda m: None)
+    a = torch.load(straight.run_dir / "last.pt", weights_only=True)
+    b = torch.load(cut.run_dir / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert a["history"][-1]["val_accuracy"] == b["history"][-1]["val_accuracy"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"imbalance.sampler": "weighted", "imbalance.focal_from_epoch": 1, "augment.minority_level": 3},
+        {
+            "imbalance.minority_pretrain_epochs": 1,
+            "imbalance.class_weights": "effective",
+            "optim.schedule": "cosine_restarts",
+            "optim.restart_epochs": 1,
+            "optim.optimizer": "sgd",
+            "optim.head_lr_mult": 10.0,
+            "optim.ema_decay": 0.99,
+            "imbalance.minority": ["disgust"],
+        },
+    ],
+)
+def test_imbalance_options_run(tmp_path: Path, setting: dict) -> None:
+    from ferkit.train import train
+
+    data = _dataset(tmp_path / "d", 20, ("happy", "disgust", "surprise"))
+    tax = 'name = "three"\nclasses = ["disgust", "happy", "surprise"]\nignore = ["angry", "fear", "neutral", "sad"]\n'
+    cfg = config_from_dict(_config(tmp_path, data, **{"optim.epochs": 2, **setting}))
+    (tmp_path / "two.toml").write_text(tax)
+    res = train(cfg, log=lambda m: None)
+    phases = [h["phase"] for h in res["history"]]
+    if "imbalance.focal_from_epoch" in setting:
+        assert phases == ["ce", "focal"]
+    else:
+        assert phases == ["minority", "ce", "ce"]
+    assert all(h["val_recall"].keys() == {"disgust", "happy", "surprise"} for h in res["history"])
