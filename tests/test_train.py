@@ -68,7 +68,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         ({**base, "optim": {"lrr": 0.1}}, "optim.lrr: unknown key"),
         ({**base, "optim": {"epochs": "ten"}}, "optim.epochs: expected int"),
         ({**base, "imbalance": {"loss": "focall"}}, "imbalance.loss: 'focall' is not one of"),
-        ({"name": "x", "data": {"sources": [{"path": "d", "kind": "zip"}]}}, r"data.sources\[0\].kind: .zip. is not one of"),
+        ({"name": "x", "data": {"sources": [{"path": "d", "kind": "zip"}]}}, r"sources\[0\].kind: .zip. is not one"),
         ({"name": "x", "data": {"sources": []}}, "data.sources: at least one source"),
         ({"name": "x"}, "data: missing required key"),
         ({**base, "augment": {"level": 5}}, "levels are 0–3"),
@@ -215,3 +215,64 @@ def test_imbalance_options_run(tmp_path: Path, setting: dict) -> None:
     else:
         assert phases == ["minority", "ce", "ce"]
     assert all(h["val_recall"].keys() == {"disgust", "happy", "surprise"} for h in res["history"])
+
+
+def test_mixed_sources_weak_labels_and_csv(tmp_path: Path) -> None:
+    """A folder, FER2013's CSV format and keyword-tagged images in one run, each with its own weight."""
+    import cv2
+
+    from ferkit.train_data import prepare_data
+
+    folder = _dataset(tmp_path / "d", 20)
+    rows = ["emotion,pixels,Usage"]
+    for p in fer_files("train", 20, ["happy", "surprise"])[::2]:  # every other file; 3 = happy, 5 = surprise
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        rows.append(f"{3 if p.parent.name == 'happy' else 5},{' '.join(map(str, img.flatten()))},Training")
+    rows.append("3,1 2 3,Training")  # a bad row: skipped and listed
+    (tmp_path / "fer.csv").write_text("\n".join(rows) + "\n")
+    web = tmp_path / "web"
+    web.mkdir()
+    tags = ["file,tags"]
+    for i, p in enumerate(fer_files("test", 6, ["happy", "surprise"])):
+        shutil.copy(p, web / f"{i}.jpg")
+        tags.append(f"{i}.jpg,\"{'smiling;joyful;happy' if p.parent.name == 'happy' else 'shocked;surprised'}\"")
+    shutil.copy(web / "0.jpg", web / "both.jpg")
+    shutil.copy(web / "0.jpg", web / "none.jpg")
+    tags += ["98.jpg,smiling;joyful;happy", "both.jpg,\"happy;smiling;joyful;shocked\"", "none.jpg,portrait"]
+    (tmp_path / "tags.csv").write_text("\n".join(tags) + "\n")
+    (tmp_path / "rules.toml").write_text('happy = [["happy", "smiling", "joyful"]]\nsurprise = [["shocked"]]\n')
+    sources = [
+        {"path": str(folder), "name": "folder"},
+        {"path": str(tmp_path / "fer.csv"), "kind": "fer2013_csv", "name": "csv", "weight": 2.0},
+        {"path": str(web), "kind": "weak_tags", "name": "web", "labels": str(tmp_path / "tags.csv"),
+         "rules": str(tmp_path / "rules.toml"), "weight": 0.5},
+    ]
+    cfg = config_from_dict(_config(tmp_path, folder, **{"data.sources": sources, "data.drop_duplicates": False}))
+    logs: list[str] = []
+    d = prepare_data(cfg, cfg.run_dir, log=logs.append)
+    assert len(d.y_train) + len(d.y_val) == 40 + 20 + 12
+    assert sorted(set(d.source_weight.tolist())) == [0.5, 1.0, 2.0]
+    split = json.loads((cfg.run_dir / "split.json").read_text())
+    assert split["weak_labels"]["web"]["labelled"] == 12
+    assert {k: split["weak_labels"]["web"][k] for k in ("conflicts", "empty", "missing")} == {
+        "conflicts": 1, "empty": 1, "missing": 1
+    }
+    assert any("bad rows: 1" in m for m in logs)
+    dup = split["duplicates"]  # the CSV rows are pixel copies of folder files only by content, not by bytes
+    assert dup["cross_split_groups"] == 0
+
+
+def test_train_batch_runs_each_config_and_reports_failures(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", 20)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    good = _config(tmp_path, data, **{"optim.epochs": 1, "name": "a_good"})
+    (sweep / "a_good.json").write_text(json.dumps(good))
+    (sweep / "b_typo.json").write_text(json.dumps({**good, "name": "b_typo", "optim": {"epoch": 1}}))
+    summary = tmp_path / "summary.json"
+    out = subprocess.run([sys.executable, "-m", "ferkit.cli", "train-batch", str(sweep), "--summary", str(summary)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    rows = json.loads(summary.read_text())
+    assert rows[0]["status"] == "ok" and (tmp_path / "runs" / "a_good" / "model" / "model.onnx").is_file()
+    assert rows[1]["status"].startswith("error") and "optim.epoch: unknown key" in rows[1]["status"]

@@ -10,6 +10,7 @@ Level 2 with one level for the whole batch draws the same random numbers in the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ LEVELS: dict[int, AugmentParams] = {
         coarse_dropout_p=0.4,
     ),
 }
+
+
+def scaled_levels(strength: float, levels: Mapping[int, AugmentParams] = LEVELS) -> dict[int, AugmentParams]:
+    """``levels`` with every magnitude and probability except the flip's multiplied by ``strength`` (1 = as is)."""
+    keep = {"flip_p"}
+    return {
+        lv: dataclasses.replace(a, **{f: getattr(a, f) * strength for f in a.__dataclass_fields__ if f not in keep})
+        for lv, a in levels.items()
+    }
 
 
 def _rand(gen: torch.Generator, like: Tensor, *shape: int) -> Tensor:

@@ -324,7 +324,9 @@ _register_training(app)
 def main() -> None:
     """Entry point: user errors become one red line and exit code 2; Ctrl-C exits 130."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except FerkitError as e:
         console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -13,26 +13,17 @@ BASIC_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surpris
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
-#: Common folder names of other datasets mapped onto ferkit's class names.
-CLASS_ALIASES: dict[str, str] = {
-    "anger": "angry",
-    "angry": "angry",
-    "disgusted": "disgust",
-    "disgust": "disgust",
-    "fearful": "fear",
-    "fear": "fear",
-    "scared": "fear",
-    "happiness": "happy",
-    "happy": "happy",
-    "joy": "happy",
-    "neutral": "neutral",
-    "neutrality": "neutral",
-    "sadness": "sad",
-    "sad": "sad",
-    "surprised": "surprise",
-    "surprise": "surprise",
-    "contempt": "contempt",
-}
+def _emotion_aliases() -> dict[str, str]:
+    """Folder name → emotion class, from the ``extended`` taxonomy file (the one place aliases are kept)."""
+    from ferkit.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("extended")
+    emotions = [*BASIC_CLASSES, "contempt"]
+    return {**{c: c for c in emotions}, **{k: v for k, v in tax.aliases.items() if v in emotions}}
+
+
+#: Common folder names of other datasets mapped onto ferkit's class names (anger → angry, sadness → sad, …).
+CLASS_ALIASES: dict[str, str] = _emotion_aliases()
 
 
 def canonical_class(folder_name: str) -> str:

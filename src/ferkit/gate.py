@@ -20,14 +20,7 @@ from ferkit.align import resize_crop
 from ferkit.datasets import file_digest, list_folder_dataset
 from ferkit.errors import InputError
 from ferkit.models import OnnxModel, load_model, sha256_file
-
-#: Binary taxonomies: gate class -> the 7 basic classes it covers.
-GATE_TAXONOMIES: dict[str, dict[str, list[str]]] = {
-    "expressive_vs_neutral": {
-        "expressive": ["angry", "disgust", "fear", "happy", "sad", "surprise"],
-        "neutral": ["neutral"],
-    },
-}
+from ferkit.taxonomy import TAXONOMIES, Taxonomy, load_taxonomy, map_labels
 
 
 def embeddings(model: OnnxModel, root: Path, files: list[str]) -> np.ndarray:
@@ -44,10 +37,18 @@ def embeddings(model: OnnxModel, root: Path, files: list[str]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def binary_labels(files: list[str], taxonomy: dict[str, list[str]]) -> np.ndarray:
+def binary_labels(files: list[str], taxonomy: Taxonomy) -> np.ndarray:
     """Index of the gate class of each ``<class>/<file>`` (0 = first gate class)."""
-    lookup = {c: k for k, members in enumerate(taxonomy.values()) for c in members}
-    return np.array([lookup[f.split("/")[0]] for f in files])
+    return np.array([taxonomy.index(taxonomy.map(f.split("/")[0])) for f in files])
+
+
+def binary_taxonomy(name: str) -> Taxonomy:
+    """A shipped or user taxonomy of ``kind = "binary"`` (``ferkit/taxonomies``)."""
+    tax = load_taxonomy(name)
+    if tax.kind != "binary":
+        binary = [t for t in TAXONOMIES if load_taxonomy(t).kind == "binary"]
+        raise InputError(f"taxonomy {name!r} is not binary; binary ones: {', '.join(binary)}")
+    return tax
 
 
 def write_gate_onnx(src: Path, dst: Path, weight: np.ndarray, bias: np.ndarray) -> None:
@@ -78,16 +79,16 @@ def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path 
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    if taxonomy not in GATE_TAXONOMIES:
-        raise InputError(f"unknown taxonomy {taxonomy!r}; known: {', '.join(GATE_TAXONOMIES)}")
-    tax = GATE_TAXONOMIES[taxonomy]
+    tax = binary_taxonomy(taxonomy)
     base = load_model(model_name, calibration=False)
     if not isinstance(base, OnnxModel):
         raise InputError("a gate is built on a ferkit ONNX model folder")
     training = base.card.extra.get("training", {})
     val_files = [f for f in training.get("validation_files", []) if (data / "train" / f).is_file()]
     val_set = set(val_files)
-    known = {c for m in tax.values() for c in m}
+    mapped, _ = map_labels(base.classes, tax)
+    members = {c: [b for b, m in zip(base.classes, mapped, strict=True) if m == c] for c in tax.classes}
+    known = {b for b, m in zip(base.classes, mapped, strict=True) if m is not None}
     # Like the base model's split: never fit on byte copies of test images (FER2013 has 703 in train).
     test_items = list_folder_dataset(data / "test") if (data / "test").is_dir() else []
     test_digests = {file_digest(i.path) for i in test_items}
@@ -130,7 +131,7 @@ def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path 
         "architecture": {"base_model": base.name, "base_sha256": base.sha256, "head": "logistic regression"},
         "training": {
             "reproduce": [f"python -m ferkit.gate build --model {model_name} --data {data} --out {out}"],
-            "taxonomy": {taxonomy: tax},
+            "taxonomy": {tax.name: members},
             "data": f"{data}/train minus the base model's validation files and byte copies of test images",
             "train_count": len(train_files),
             "fit": "sklearn LogisticRegression(C=1, class_weight='balanced') on the base model's embeddings",
@@ -153,7 +154,7 @@ def build_cmd(
     model: str = typer.Option("ferkit", help="Base model (name or folder) whose embedding the gate reads."),
     data: Path = typer.Option(..., help="FER2013-style root with train/<class>/ (and test/)."),
     out: Path = typer.Option(Path("src/ferkit/models/ferkit-gate"), help="Gate model folder to write."),
-    taxonomy: str = typer.Option("expressive_vs_neutral", help=f"One of: {', '.join(GATE_TAXONOMIES)}."),
+    taxonomy: str = typer.Option("expressive_vs_neutral", help="A binary taxonomy (see `list`) or a TOML file."),
     test_dir: Path | None = typer.Option(None, help="Also score the gate here (e.g. fer2013/test)."),
 ) -> None:
     """Fit and export a binary gate on a model's embeddings."""
@@ -163,8 +164,9 @@ def build_cmd(
 
 @app.command("list")
 def list_cmd() -> None:
-    """Known binary taxonomies."""
-    typer.echo(json.dumps(GATE_TAXONOMIES, indent=1))
+    """Shipped binary taxonomies and their classes."""
+    binary = {t: list(load_taxonomy(t).classes) for t in TAXONOMIES if load_taxonomy(t).kind == "binary"}
+    typer.echo(json.dumps(binary, indent=1))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
-from ferkit.augment import augment_batch, minority_classes, sample_levels
+from ferkit.augment import augment_batch, minority_classes, sample_levels, scaled_levels
 from ferkit.backbones import create_backbone, param_groups
 from ferkit.errors import InputError
 from ferkit.experiment import open_tracker
@@ -203,6 +203,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
         sampler = BalancedSampler(sample_weights(data.y_train, power, data.source_weight), None, cfg.seed)
     minority_idx = torch.nonzero(torch.isin(data.y_train, torch.tensor(minority))).flatten()
     steps = math.ceil(len(data.y_train) / o.batch_size)
+    aug_levels = scaled_levels(cfg.augment.strength)
     sched = _scheduler(cfg, opt, steps)
     use_amp = o.amp and device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -256,7 +257,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
                 idx = order[b * o.batch_size : (b + 1) * o.batch_size]
                 y = data.y_train[idx]
                 levels = sample_levels(y, cfg.augment.level, minority, cfg.augment.minority_level or cfg.augment.level)
-                x = augment_batch(normalise(data.x_train[idx], cfg), levels, gen)
+                x = augment_batch(normalise(data.x_train[idx], cfg), levels, gen, aug_levels)
                 x = x.to(device).contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
                 with torch.autocast(device, dtype=torch.float16, enabled=use_amp):

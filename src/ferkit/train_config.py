@@ -132,6 +132,7 @@ class AugmentConfig:
 
     level: int = 2
     minority_level: int | None = None
+    strength: float = 1.0  # multiplies every magnitude and probability except the flip's (0.5 = half as strong)
 
 
 @dataclass

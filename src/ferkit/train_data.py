@@ -124,6 +124,10 @@ def prepare_data(cfg: RunConfig, run_dir: Path, log=print) -> PreparedData:
         samples += part
         if weak is not None:
             weak_reports[src.name or Path(src.path).name] = weak
+    for kind, problems in report.items():
+        log(f"{kind.replace('_', ' ')}: {len(problems)}, e.g. {problems[0]} (all listed in split.json)")
+    for name, weak in weak_reports.items():
+        log(f"weak labels of {name}: {weak}")
     mapped, label_report = map_labels([s.raw_label for s in samples], taxonomy)
     if label_report.unknown:
         names = ", ".join(f"{k} ({n})" for k, n in sorted(label_report.unknown.items()))
@@ -145,6 +149,7 @@ def prepare_data(cfg: RunConfig, run_dir: Path, log=print) -> PreparedData:
         train, val = _select(samples, split)
     else:
         train, val, info = _plan_split(cfg, samples, labels)
+        log(f"duplicates (byte-identical files): {info['duplicates']}; dropped: {info.get('dropped', 'none')}")
         split = {
             **info,
             "taxonomy": taxonomy.name,
