@@ -276,3 +276,14 @@ def test_train_batch_runs_each_config_and_reports_failures(tmp_path: Path) -> No
     rows = json.loads(summary.read_text())
     assert rows[0]["status"] == "ok" and (tmp_path / "runs" / "a_good" / "model" / "model.onnx").is_file()
     assert rows[1]["status"].startswith("error") and "optim.epoch: unknown key" in rows[1]["status"]
+
+
+def test_dataset_command_reports_fer2013_duplicates_and_leakage(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "ferkit.cli", "dataset", str(FER), "--json", str(tmp_path / "r.json")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["counts"]["train"]["disgust"] == 436 and sum(rep["counts"]["test"].values()) == 7178
+    assert rep["duplicates"]["within"]["train"]["redundant_copies"] == 1236
+    assert rep["duplicates"]["cross_split_groups"] == 531 and rep["duplicates"]["train_copies_of_eval"] == 703
+    assert "1236 redundant byte copies" in out.stderr and "531 duplicate groups span splits" in out.stderr

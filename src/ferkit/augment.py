@@ -5,7 +5,7 @@ be given per sample (targeted augmentation: minority classes get a stronger leve
 samples of one level are transformed together (vectorised), and level-0 samples are returned bit-for-bit unchanged.
 
 Level 2 with one level for the whole batch draws the same random numbers in the same order as the former
-``ferkit.train.augment`` with its default strengths, and gives the same output.
+``augment`` of the first FER2013 trainer (commit 9bb1ec1) with its default strengths, and gives the same output.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training commands of the ``ferkit`` CLI: ``train CONFIG``, ``train-batch CONFIG_DIR``, ``export RUN``.
+"""Training commands of the ``ferkit`` CLI: ``dataset``, ``train CONFIG``, ``train-batch CONFIG_DIR``, ``export RUN``.
 
 They need the ``train`` extra (torch); without it they stop with one line saying how to install it.
 """
@@ -54,7 +54,9 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
         result = train(cfg, resume=resume, log=lambda m: console.print(m, highlight=False), on_step=step)
     if export and result["best_epoch"] >= 0:
         out = cfg.run_dir / "model"
-        card = export_run(cfg.run_dir, out, name=cfg.name, test_dirs=[Path(p) for p in cfg.data.test_dirs])
+        card = export_run(
+            cfg.run_dir, out, cfg.name, [Path(p) for p in cfg.data.test_dirs], reproduce=[f"ferkit train {config}"]
+        )
         t = cfg.tracking
         tracker = open_tracker(t.mlflow, t.uri, t.experiment, Path(cfg.output), cfg.name, result["mlflow_run_id"])
         tracker.log_artifacts(out, "model")
@@ -69,6 +71,41 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
 
 def register(app: typer.Typer) -> None:
     """Add the training commands to the main CLI."""
+
+    @app.command("dataset")
+    def dataset_cmd(
+        path: Path = typer.Argument(..., help="A folder (<split>/<class>/* or <class>/*) or a FER2013-format CSV."),
+        taxonomy: str = typer.Option("basic7", help="Taxonomy to map labels onto (a shipped name or a TOML file)."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the full report (incl. duplicate groups)."),
+    ) -> None:
+        """Inspect training data: classes per split, labels outside the taxonomy, byte duplicates and leakage."""
+        from rich.table import Table
+
+        from ferkit.cli import console
+
+        rep = dataset_report(path, taxonomy)
+        table = Table(title=f"{path} ({rep['taxonomy']})")
+        classes = sorted({c for counts in rep["counts"].values() for c in counts})
+        table.add_column("class")
+        for split in rep["counts"]:
+            table.add_column(split, justify="right")
+        for c in classes:
+            table.add_row(c, *[str(rep["counts"][s].get(c, 0)) for s in rep["counts"]])
+        console.print(table)
+        d = rep["duplicates"]
+        for split, v in d["within"].items():
+            console.print(f"{split}: {v['redundant_copies']} redundant byte copies in {v['groups']} groups")
+        console.print(
+            f"{d['cross_split_groups']} duplicate groups span splits ({d['train_copies_of_eval']} train files copy "
+            f"a validation/test image; `data.drop_duplicates` drops them); {d['label_conflict_groups']} groups "
+            "carry different labels"
+        )
+        if rep["unknown_labels"]:
+            console.print(f"[yellow]labels outside the taxonomy[/]: {rep['unknown_labels']}")
+        for kind, items in rep["problems"].items():
+            console.print(f"[yellow]{kind.replace('_', ' ')}[/]: {len(items)}, e.g. {items[0]}")
+        if json_out is not None:
+            json_out.write_text(json.dumps(rep, indent=1))
 
     @app.command("train")
     def train_cmd(
@@ -138,6 +175,34 @@ def register(app: typer.Typer) -> None:
         console.print(f"model folder: {out or run / 'model'}")
         for key, block in card["metrics"].items():
             console.print(f"{key}: accuracy {block['accuracy']:.4f}, macro-F1 {block['macro_f1']:.4f}")
+
+
+def dataset_report(path: Path, taxonomy: str) -> dict:
+    """Class counts per split, labels outside ``taxonomy``, byte duplicates and source problems of one source."""
+    from collections import Counter
+
+    from ferkit.sources import fer2013_csv_source, find_duplicates, folder_source
+    from ferkit.taxonomy import load_taxonomy, map_labels
+
+    problems: dict[str, list[str]] = {}
+    read = fer2013_csv_source if path.suffix.lower() == ".csv" else folder_source
+    samples = read(path, path.stem, report=problems)
+    tax = load_taxonomy(taxonomy)
+    mapped, labels = map_labels([s.raw_label for s in samples], tax)
+    counts: dict[str, Counter] = {}
+    for s, m in zip(samples, mapped, strict=True):
+        counts.setdefault(s.split or "unsplit", Counter())[m or f"({s.raw_label})"] += 1
+    dup = find_duplicates(samples)
+    return {
+        "source": str(path),
+        "taxonomy": tax.name,
+        "counts": {split: dict(sorted(c.items())) for split, c in counts.items()},
+        "ignored_labels": labels.ignored,
+        "unknown_labels": labels.unknown,
+        "duplicates": dup.summary(),
+        "duplicate_groups": {"within": dup.within, "across": dup.across},
+        "problems": problems,
+    }
 
 
 def _has_checkpoint(config: Path, overrides: dict[str, object]) -> bool:
