@@ -287,3 +287,24 @@ def test_dataset_command_reports_fer2013_duplicates_and_leakage(tmp_path: Path) 
     assert rep["duplicates"]["within"]["train"]["redundant_copies"] == 1236
     assert rep["duplicates"]["cross_split_groups"] == 531 and rep["duplicates"]["train_copies_of_eval"] == 703
     assert "1236 redundant byte copies" in out.stderr and "531 duplicate groups span splits" in out.stderr
+
+
+def test_attention_ensemble_trains_and_exports_to_a_model_folder(tmp_path: Path) -> None:
+    """A learned-attention ensemble of two backbones runs through train → export → load_model like any model."""
+    import numpy as np
+
+    from ferkit.export import export_run
+    from ferkit.models import load_model
+    from ferkit.train import train
+
+    data = _dataset(tmp_path / "d", 20)
+    options = {"members": ["vgg_small", "mobilenetv3_small"], "member_kwargs": [None, {"width": 0.5}], "dim": 64}
+    cfg = config_from_dict(_config(tmp_path, data, **{
+        "optim.epochs": 1, "model.backbone": "attention_ensemble", "model.options": options, "data.input_size": 64,
+    }))
+    train(cfg, log=lambda m: None)
+    card = export_run(cfg.run_dir, tmp_path / "ens", test_dirs=[])
+    assert card["architecture"]["backbone"] == "attention_ensemble" and card["input_size"] == 64
+    model = load_model(tmp_path / "ens")
+    probs = model.predict_proba(np.zeros((3, 64, 64), np.uint8))
+    assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
