@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +74,7 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from ferkit.backbones import create_backbone
+    from ferkit.export import export_onnx
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -121,18 +121,7 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict:
         model = model.to(memory_format=torch.contiguous_format)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # legacy exporter deprecation: same call as ferkit.train export
-                torch.onnx.export(
-                    model,
-                    torch.zeros(1, *shape),
-                    path,
-                    input_names=["input"],
-                    output_names=["logits", "embedding"],
-                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
-                    opset_version=17,
-                    dynamo=False,
-                )
+            export_onnx(model, path, shape)
             so = ort.SessionOptions()
             so.intra_op_num_threads, so.inter_op_num_threads = args.threads, 1
             sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

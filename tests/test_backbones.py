@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ferkit.backbones import BACKBONES, create_backbone, param_groups  # noqa: E402
+from ferkit.export import export_onnx  # noqa: E402
 
 # Cheap settings per backbone so the suite stays fast; full-size nets are only built (not run) in the count test.
 SMALL: dict[str, dict] = {
@@ -77,18 +77,7 @@ def test_onnx_export_matches_torch(name: str, tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     model = build(name).eval()
     path = tmp_path / f"{name}.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # legacy (TorchScript) exporter deprecation
-        torch.onnx.export(
-            model,
-            torch.zeros(1, 1, 48, 48),
-            path,
-            input_names=["input"],
-            output_names=["logits", "embedding"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    export_onnx(model, path, (1, 48, 48))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(5, 1, 48, 48)  # a batch other than the export's 1: the batch axis is dynamic
     logits, emb = sess.run(["logits", "embedding"], {"input": x.numpy()})

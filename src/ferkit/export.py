@@ -32,6 +32,22 @@ class FlipAverage(torch.nn.Module):
         return (l1 + l2) / 2, (e1 + e2) / 2
 
 
+def export_onnx(model: torch.nn.Module, path: Path, shape: tuple[int, int, int]) -> None:
+    """ONNX (opset 17, dynamic batch) with outputs ``logits`` and ``embedding``, as model folders expect."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice: no onnxscript needed
+        torch.onnx.export(
+            model,
+            torch.zeros(1, *shape),
+            path,
+            input_names=["input"],
+            output_names=["logits", "embedding"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
 def model_spec(config: dict, classes: list[str] | None) -> dict:
     """Architecture and preprocessing of a checkpoint's config (framework runs, or the first FER2013 trainer's)."""
     if "data" in config:  # ferkit.train_config.RunConfig
@@ -97,17 +113,7 @@ def export_run(
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     size = spec["input_size"]
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter: no onnxscript needed
-    torch.onnx.export(
-        FlipAverage(model) if flip_tta else model,
-        torch.zeros(1, in_ch, size, size),
-        out / "model.onnx",
-        input_names=["input"],
-        output_names=["logits", "embedding"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    export_onnx(FlipAverage(model) if flip_tta else model, out / "model.onnx", (in_ch, size, size))
     split = json.loads((run / "split.json").read_text()) if (run / "split.json").exists() else {}
     history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
     cfg = best["config"]
@@ -142,7 +148,8 @@ def export_run(
             "selection": "weights (EMA if enabled) of the epoch with the best validation macro-F1",
             "split_rule": split.get("rule"),
             "duplicates": split.get("duplicates"),
-            "dropped": split.get("dropped"),
+            "dropped": split.get("dropped")
+            or {k: split[k] for k in ("dropped_test_copies", "dropped_train_repeats") if k in split},
             "train_count": len(split.get("train_keys", split.get("train_files", []))),
             "validation_files": split.get("validation_files", []),
             "history": history,

@@ -127,13 +127,18 @@ def _str_list(path: Path, data: dict, key: str) -> list[str]:
     return value
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or unparsable file is an ``InputError`` naming ``what`` it should be."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: taxonomy file not found") from None
+        raise InputError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"{path}: not a readable TOML file: {e}") from None
+        raise InputError(f"{path}: not a readable TOML {what} file: {e}") from None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data = read_toml(path, "taxonomy")
     for key in data:
         if key not in _KEYS:
             close = difflib.get_close_matches(key, _KEYS, n=1)

@@ -62,7 +62,7 @@ def build_model(cfg: RunConfig, num_classes: int) -> torch.nn.Module:
         )
     except KeyError as exc:
         raise InputError(f"model.backbone: {exc.args[0]}") from exc
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise InputError(f"model.options: {exc}") from exc
     if cfg.model.init_from:
         path = Path(cfg.model.init_from)

@@ -14,19 +14,13 @@ import csv
 import io
 import json
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ferkit.errors import InputError
-from ferkit.taxonomy import load_taxonomy
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ferkit.taxonomy import load_taxonomy, read_toml
 
 if TYPE_CHECKING:
     from ferkit.sources import Sample
@@ -78,12 +72,7 @@ def load_rules(path_or_dict: str | Path | Mapping[str, Any]) -> Rules:
         data, where = dict(path_or_dict), "rules"
     else:
         path = Path(path_or_dict)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: rules file not found") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise InputError(f"{path}: not a readable TOML rules file: {e}") from None
+        data = read_toml(path, "rules")
         where = str(path)
     taxonomy = data.pop("taxonomy", None)
     if not data:
