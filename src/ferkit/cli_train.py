@@ -13,11 +13,16 @@ import typer
 from ferkit.errors import InputError
 
 
-def _need_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise InputError("training needs the train extra: pip install 'ferkit[train]' (torch==2.13.0, onnx)") from None
+def _need_torch(mlflow: bool = False) -> None:
+    """One line instead of an ImportError when the ``train`` extra is missing."""
+    import importlib.util
+
+    for module in ("torch", "onnx") + (("mlflow",) if mlflow else ()):
+        if importlib.util.find_spec(module) is None:
+            raise InputError(
+                f"training needs {module}: pip install 'ferkit[train]' (torch==2.13.0, onnx, mlflow-skinny)"
+                + (" or set tracking.mlflow = false" if module == "mlflow" else "")
+            )
 
 
 def _overrides(values: list[str]) -> dict[str, object]:
@@ -55,7 +60,13 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
     if export and result["best_epoch"] >= 0:
         out = cfg.run_dir / "model"
         card = export_run(
-            cfg.run_dir, out, cfg.name, [Path(p) for p in cfg.data.test_dirs], reproduce=[f"ferkit train {config}"]
+            cfg.run_dir,
+            out,
+            cfg.name,
+            [Path(p) for p in cfg.data.test_dirs],
+            reproduce=[
+                " ".join(["ferkit train", str(config), *(f"--set {k}={json.dumps(v)}" for k, v in overrides.items())])
+            ],
         )
         t = cfg.tracking
         tracker = open_tracker(t.mlflow, t.uri, t.experiment, Path(cfg.output), cfg.name, result["mlflow_run_id"])
@@ -125,6 +136,8 @@ def register(app: typer.Typer) -> None:
         summary: Path | None = typer.Option(None, help="Write a JSON summary of the runs here."),
     ) -> None:
         """Train every config in a folder (sorted by name); one failing config does not stop the others."""
+        from rich.markup import escape
+
         from ferkit.cli import console
         from ferkit.errors import FerkitError
 
@@ -148,9 +161,10 @@ def register(app: typer.Typer) -> None:
                         "model": res.get("model"),
                     }
                 )
-            except FerkitError as exc:
-                console.print(f"[red]{path.name}: {exc}[/]")
-                rows.append({"config": str(path), "status": f"error: {exc}"})
+            except Exception as exc:  # one failing config (bad input, out of memory, ...) must not stop the sweep
+                msg = str(exc) if isinstance(exc, FerkitError) else f"{type(exc).__name__}: {exc}"
+                console.print(f"[red]{path.name}[/]: {escape(msg)}")
+                rows.append({"config": str(path), "status": f"error: {msg}"})
         for r in rows:
             console.print(json.dumps(r))
         if summary is not None:
@@ -168,9 +182,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a run's best checkpoint to an ONNX model folder usable by analyze/evaluate --model."""
         from ferkit.cli import console
-        from ferkit.export import export_run
 
         _need_torch()
+        from ferkit.export import export_run
+
         card = export_run(run, out or run / "model", name, test_dir, flip_tta)
         console.print(f"model folder: {out or run / 'model'}")
         for key, block in card["metrics"].items():

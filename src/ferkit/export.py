@@ -9,13 +9,13 @@ list (so calibration can use images the model never saw), training history and m
 from __future__ import annotations
 
 import json
-import subprocess
 import warnings
 from pathlib import Path
 
 import torch
 
 from ferkit.backbones import create_backbone
+from ferkit.checkpoints import load_checkpoint
 from ferkit.datasets import BASIC_CLASSES
 from ferkit.errors import InputError
 
@@ -76,14 +76,6 @@ def model_spec(config: dict, classes: list[str] | None) -> dict:
     }
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)  # noqa: S607
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def export_run(
     run: Path,
     out: Path,
@@ -99,7 +91,7 @@ def export_run(
     run, out = Path(run), Path(out)
     if not (run / "best.pt").is_file():
         raise InputError(f"{run}: no best.pt (not a training run, or no epoch finished yet)")
-    best = torch.load(run / "best.pt", weights_only=True)
+    best = load_checkpoint(run / "best.pt")
     spec = model_spec(best["config"], best.get("classes"))
     in_ch = 1 if spec["channels"] == "gray" else 3
     model = create_backbone(
@@ -117,6 +109,7 @@ def export_run(
     split = json.loads((run / "split.json").read_text()) if (run / "split.json").exists() else {}
     history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
     cfg = best["config"]
+    trainer = json.loads((run / "trainer.json").read_text()) if (run / "trainer.json").exists() else {}
     card = {
         "name": name or out.name,
         "version": "1",
@@ -139,8 +132,8 @@ def export_run(
             "flip_tta": flip_tta,
         },
         "training": {
-            "reproduce": reproduce or [f"ferkit train {run}/config.json", f"ferkit export {run}"],
-            "trainer_commit": _git_commit(),
+            "reproduce": reproduce or [f"ferkit export {run}  # trained by `ferkit train` with {run}/config.json"],
+            "trainer_commit": trainer.get("commit"),
             "taxonomy": spec["taxonomy"],
             "config": cfg,
             "seed": cfg.get("seed"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score,
 
 from ferkit.augment import augment_batch, minority_classes, sample_levels, scaled_levels
 from ferkit.backbones import create_backbone, param_groups
+from ferkit.checkpoints import git_commit, load_checkpoint, save_checkpoint
 from ferkit.errors import InputError
 from ferkit.experiment import open_tracker
 from ferkit.losses import BalancedSampler, class_counts, class_weights, make_loss, sample_weights
@@ -68,10 +70,9 @@ def build_model(cfg: RunConfig, num_classes: int) -> torch.nn.Module:
         path = Path(cfg.model.init_from)
         if not path.is_file():
             raise InputError(f"model.init_from: {path} not found")
-        state = torch.load(path, weights_only=True)["model"]
         try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
+            model.load_state_dict(load_checkpoint(path)["model"])
+        except (RuntimeError, KeyError) as exc:
             raise InputError(
                 f"model.init_from: {path} does not fit {cfg.model.backbone}: {exc}".splitlines()[0]
             ) from exc
@@ -147,9 +148,10 @@ def scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
 
 
 def _check_resume(cfg: RunConfig, run_dir: Path) -> None:
+    if not (run_dir / "config.json").is_file():
+        raise InputError(f"{run_dir}: not a run of `ferkit train` (no config.json); choose a new name")
     old = json.loads((run_dir / "config.json").read_text())
     new = cfg.to_dict()
-    old["optim"]["epochs"] = new["optim"]["epochs"]  # extending a run is allowed
     if old != new:
         diff = [f"{k}" for k in new if old.get(k) != new[k]]
         raise InputError(f"{run_dir}: the config changed since this run started ({', '.join(diff)}); use a new name")
@@ -171,11 +173,15 @@ def train(
         raise InputError("device: cuda requested but torch sees no GPU")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (before CUDA starts)
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not cfg.deterministic
     _seed(cfg.seed, -1)
-    data = prepare_data(cfg, run_dir, log)
+    data = prepare_data(cfg, run_dir, log, resume)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    if not resume:
+        (run_dir / "trainer.json").write_text(json.dumps({"commit": git_commit(), "torch": torch.__version__}))
     return _fit(cfg, data, device, resume, log, on_step)
 
 
@@ -195,13 +201,18 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
     weights = class_weights(counts, imb.class_weights, imb.class_weight_power, imb.effective_beta).to(device)
     ce = make_loss("ce", weights, imb.focal_gamma, o.label_smoothing)
     focal = make_loss("focal", weights, imb.focal_gamma, o.label_smoothing)
+    unknown = [c for c in imb.minority if c not in classes]
+    if unknown:
+        raise InputError(f"imbalance.minority: {', '.join(unknown)} not among the classes ({', '.join(classes)})")
     minority = [classes.index(c) for c in imb.minority] if imb.minority else minority_classes(counts.tolist())
-    uneven_sources = len(set(data.source_weight.tolist())) > 1
+    if imb.minority_pretrain_epochs and not minority:
+        log("no minority classes (equal class counts): the minority pre-training epochs are skipped")
+    uneven_sources = len({s.weight for s in cfg.data.sources}) > 1
     sampler = None
     if imb.sampler == "weighted" or uneven_sources:
         power = imb.sampler_power if imb.sampler == "weighted" else 0.0
         sampler = BalancedSampler(sample_weights(data.y_train, power, data.source_weight), None, cfg.seed)
-    minority_idx = torch.nonzero(torch.isin(data.y_train, torch.tensor(minority))).flatten()
+    minority_idx = torch.nonzero(torch.isin(data.y_train, torch.tensor(minority, dtype=torch.long))).flatten()
     steps = math.ceil(len(data.y_train) / o.batch_size)
     aug_levels = scaled_levels(cfg.augment.strength)
     sched = _scheduler(cfg, opt, steps)
@@ -211,7 +222,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
     start, best, best_epoch, history = 0, -1.0, -1, []
     tracker_id = None
     if resume:
-        ck = torch.load(run_dir / "last.pt", weights_only=True)
+        ck = load_checkpoint(run_dir / "last.pt")
         model.load_state_dict(ck["model"])
         if ema is not None:
             ema.load_state_dict(ck["ema"])
@@ -256,7 +267,8 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
             for b in range(n_steps):
                 idx = order[b * o.batch_size : (b + 1) * o.batch_size]
                 y = data.y_train[idx]
-                levels = sample_levels(y, cfg.augment.level, minority, cfg.augment.minority_level or cfg.augment.level)
+                boosted = cfg.augment.level if cfg.augment.minority_level is None else cfg.augment.minority_level
+                levels = sample_levels(y, cfg.augment.level, minority, boosted)
                 x = augment_batch(normalise(data.x_train[idx], cfg), levels, gen, aug_levels)
                 x = x.to(device).contiguous(memory_format=torch.channels_last)
                 y = y.to(device)
@@ -315,7 +327,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
             if val["macro_f1"] > best:
                 best, best_epoch = val["macro_f1"], epoch
                 best_state = {k: v.detach().cpu() for k, v in scored.state_dict().items()}
-                _save(
+                save_checkpoint(
                     run_dir / "best.pt",
                     {
                         "model": best_state,
@@ -326,7 +338,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
                     },
                 )
                 tracker.log_dict({"labels": classes, "matrix": val["confusion"], "epoch": epoch}, "confusion_best.json")
-            _save(
+            save_checkpoint(
                 run_dir / "last.pt",
                 {
                     "model": model.state_dict(),
@@ -356,13 +368,6 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
         "history": history,
         "mlflow_run_id": getattr(tracker, "run_id", None),
     }
-
-
-def _save(path: Path, obj: dict) -> None:
-    """Write atomically: a crash mid-write never leaves a broken checkpoint."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def load_run_config(run_dir: Path) -> RunConfig:

@@ -234,8 +234,47 @@ def _validate(cfg: RunConfig) -> RunConfig:
     for name, value in (("optim.epochs", cfg.optim.epochs), ("optim.batch_size", cfg.optim.batch_size)):
         if value < 1:
             raise InputError(f"{name}: must be at least 1")
-    if cfg.optim.lr <= 0:
-        raise InputError("optim.lr: must be positive")
+    names = [src.name or Path(src.path).name for src in cfg.data.sources]
+    for i, (src, name) in enumerate(zip(cfg.data.sources, names, strict=True)):
+        if names.count(name) > 1:
+            raise InputError(f"data.sources[{i}].name: two sources are called {name!r}; give each a distinct `name`")
+        if src.weight <= 0:
+            raise InputError(f"data.sources[{i}].weight: must be positive, got {src.weight}")
+        if not set(src.splits) <= {"train", "validation", "test"} or "train" not in src.splits:
+            raise InputError(f"data.sources[{i}].splits: {src.splits} must include 'train' (of train/validation/test)")
+        if src.group_pattern is not None:
+            try:
+                re.compile(src.group_pattern)
+            except re.error as exc:
+                raise InputError(f"data.sources[{i}].group_pattern: not a regular expression: {exc}") from None
+    o, imb = cfg.optim, cfg.imbalance
+    ranges = [
+        ("optim.lr", o.lr > 0),
+        ("optim.label_smoothing", 0 <= o.label_smoothing < 1),
+        ("optim.warmup_pct", 0 < o.warmup_pct < 1),
+        ("optim.ema_decay", 0 <= o.ema_decay < 1),
+        ("optim.restart_epochs", o.restart_epochs >= 1),
+        ("optim.restart_mult", o.restart_mult >= 1),
+        ("optim.grad_clip", o.grad_clip >= 0),
+        ("optim.patience", o.patience >= 0),
+        ("optim.head_lr_mult", o.head_lr_mult > 0),
+        ("optim.weight_decay", o.weight_decay >= 0),
+        ("imbalance.effective_beta", 0 <= imb.effective_beta < 1),
+        ("imbalance.focal_gamma", imb.focal_gamma >= 0),
+        ("imbalance.sampler_power", imb.sampler_power >= 0),
+        ("imbalance.minority_pretrain_epochs", imb.minority_pretrain_epochs >= 0),
+        ("imbalance.focal_from_epoch", imb.focal_from_epoch is None or imb.focal_from_epoch >= 0),
+        ("data.std", cfg.data.std > 0),
+        ("data.input_size", cfg.data.input_size >= 16),
+        ("data.max_per_class", cfg.data.max_per_class is None or cfg.data.max_per_class > 0),
+        ("data.val_max_per_class", cfg.data.val_max_per_class is None or cfg.data.val_max_per_class > 0),
+        ("model.dropout", 0 <= cfg.model.dropout < 1),
+        ("threads", cfg.threads >= 0),
+        ("augment.strength", cfg.augment.strength >= 0),
+    ]
+    for key, ok in ranges:
+        if not ok:
+            raise InputError(f"{key}: value out of range (see docs/training.md)")
     if not cfg.name or "/" in cfg.name:
         raise InputError(f"name: {cfg.name!r} must be a non-empty folder name")
     return cfg
@@ -278,6 +317,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         *parents, last = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {dotted}: {p} is not a table")
         node[last] = value
     try:
         return config_from_dict(raw)

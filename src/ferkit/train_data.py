@@ -8,7 +8,9 @@ written to ``<run>/split.json`` on the first start and reused on ``--resume`` (a
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,7 +31,7 @@ class PreparedData:
     classes: list[str]
     x_train: torch.Tensor
     y_train: torch.Tensor
-    source_weight: np.ndarray  # per training sample: its source's configured weight
+    source_weight: np.ndarray  # per training image: its source's weight / the source's train count
     x_val: torch.Tensor
     y_val: torch.Tensor
     split: dict = field(default_factory=dict)  # what split.json holds: keys, files, reports
@@ -73,15 +75,22 @@ def file_name(sample: Sample) -> str:
     return f"{sample.path.parent.name}/{sample.path.name}" if sample.path is not None else sample.key
 
 
-def _plan_split(cfg: RunConfig, samples: list[Sample], labels: list[str]) -> tuple[list[int], list[int], dict]:
-    """Indices of train and validation samples and the reports (duplicates, rule)."""
+def _plan_split(
+    cfg: RunConfig, samples: list[Sample], labels: list[str], eval_only: list[Sample]
+) -> tuple[list[int], list[int], dict]:
+    """Indices of train and validation samples and the reports (duplicates, rule).
+
+    ``eval_only`` (the ``test_dirs`` images no source holds) only take part in the duplicate check, so train copies
+    of them are found and dropped too.
+    """
     d = cfg.data
     # Duplicates are judged with unsplit samples counted as train (they are train or validation candidates).
-    dup = find_duplicates([s if s.split else replace(s, split="train") for s in samples])
+    pool_all = [s if s.split else replace(s, split="train") for s in samples] + eval_only
+    dup = find_duplicates(pool_all)
     info: dict = {"duplicates": dup.summary()}
     keep = list(range(len(samples)))
     if d.drop_duplicates:
-        kept, dropped = drop_duplicates([s if s.split else replace(s, split="train") for s in samples], dup)
+        kept, dropped = drop_duplicates(pool_all, dup)
         kept_keys = {s.key for s in kept}
         keep = [i for i, s in enumerate(samples) if s.key in kept_keys]
         info["dropped"] = dropped
@@ -112,8 +121,10 @@ def _plan_split(cfg: RunConfig, samples: list[Sample], labels: list[str]) -> tup
     return train, val, info
 
 
-def prepare_data(cfg: RunConfig, run_dir: Path, log=print) -> PreparedData:
-    """Read, map, split (or reuse ``split.json``) and load the run's images."""
+def prepare_data(
+    cfg: RunConfig, run_dir: Path, log: Callable[[str], None] = print, resume: bool = False
+) -> PreparedData:
+    """Read, map, split (a resumed run reuses its ``split.json``) and load the run's images."""
     d = cfg.data
     taxonomy = load_taxonomy(d.taxonomy)
     report: dict[str, list[str]] = {}
@@ -143,12 +154,13 @@ def prepare_data(cfg: RunConfig, run_dir: Path, log=print) -> PreparedData:
     if not samples:
         raise InputError("no training samples left after mapping labels onto the taxonomy")
     split_file = run_dir / "split.json"
-    reuse = split_file if split_file.exists() else Path(d.split_from) if d.split_from else None
-    if reuse is not None:
-        split = json.loads(reuse.read_text())
-        train, val = _select(samples, split)
+    if resume and split_file.exists():
+        split = json.loads(split_file.read_text())
+        train, val = _select(samples, split["train_keys"], "key"), _select(samples, split["validation_keys"], "key")
     else:
-        train, val, info = _plan_split(cfg, samples, labels)
+        if d.split_from:
+            samples = _fixed_validation(samples, Path(d.split_from))
+        train, val, info = _plan_split(cfg, samples, labels, _eval_only(d.test_dirs, samples))
         log(f"duplicates (byte-identical files): {info['duplicates']}; dropped: {info.get('dropped', 'none')}")
         split = {
             **info,
@@ -160,44 +172,68 @@ def prepare_data(cfg: RunConfig, run_dir: Path, log=print) -> PreparedData:
             "train_keys": [samples[i].key for i in train],
             "validation_keys": [samples[i].key for i in val],
             "validation_files": sorted(file_name(samples[i]) for i in val),
+            "split_from": d.split_from,
         }
-    if not train or not val:
-        raise InputError(f"the split has {len(train)} train and {len(val)} validation samples; both must be > 0")
-    x_tr, y_tr, w_tr, bad_tr = _load(cfg, [samples[i] for i in train], [labels[i] for i in train], taxonomy.classes)
+    x_tr, y_tr, src_tr, bad_tr = _load(cfg, [samples[i] for i in train], [labels[i] for i in train], taxonomy.classes)
     x_va, y_va, _, bad_va = _load(cfg, [samples[i] for i in val], [labels[i] for i in val], taxonomy.classes)
+    if not len(y_tr) or not len(y_va):
+        raise InputError(f"{len(y_tr)} train and {len(y_va)} validation images could be used; both must be > 0")
+    # Draw weight per image: its source's weight / the source's train count, so sources are drawn by their weights.
+    per_source = Counter(src_tr)
+    weights = {s.name or Path(s.path).name: s.weight for s in d.sources}
+    w_tr = np.array([weights[n] / per_source[n] for n in src_tr])
     split["unreadable"] = bad_tr + bad_va
     if bad_tr or bad_va:
         log(f"skipped {len(bad_tr) + len(bad_va)} unreadable images (listed in split.json under 'unreadable')")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not split_file.exists():
+    if not (resume and split_file.exists()):
         split_file.write_text(json.dumps(split, indent=1))
     counts = Counter(labels[i] for i in train)
     log("train " + ", ".join(f"{c} {counts.get(c, 0)}" for c in taxonomy.classes) + f"; validation {len(val)}")
     return PreparedData(list(taxonomy.classes), x_tr, y_tr, w_tr, x_va, y_va, split)
 
 
-def _select(samples: list[Sample], split: dict) -> tuple[list[int], list[int]]:
-    """Indices of a stored split's samples, by key (or by ``<folder>/<file>`` for splits of the legacy trainer)."""
-    if "train_keys" in split:
+def _select(samples: list[Sample], names: list[str], by: str) -> list[int]:
+    """Indices of the samples a stored list names, by ``key`` or (first trainer's splits) by ``<folder>/<file>``."""
+    if by == "key":
         pos = {s.key: i for i, s in enumerate(samples)}
-        names = ("train_keys", "validation_keys")
     else:
         pos = {file_name(s): i for i, s in enumerate(samples) if s.split in (None, "train")}
-        names = ("train_files", "validation_files")
-    out = []
-    for name in names:
-        missing = [k for k in split[name] if k not in pos]
-        if missing:
-            raise InputError(f"stored split lists {len(missing)} samples the sources no longer have, e.g. {missing[0]}")
-        out.append([pos[k] for k in split[name]])
-    return out[0], out[1]
+    missing = [k for k in names if k not in pos]
+    if missing:
+        raise InputError(f"the stored split lists {len(missing)} samples the sources no longer have, e.g. {missing[0]}")
+    return [pos[k] for k in names]
+
+
+def _fixed_validation(samples: list[Sample], path: Path) -> list[Sample]:
+    """Mark the validation images of another run's ``split.json`` as validation (the rest is split as usual)."""
+    try:
+        other = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"data.split_from: cannot read {path}: {exc}") from None
+    if "validation_keys" in other:
+        val = set(_select(samples, other["validation_keys"], "key"))
+    elif "validation_files" in other:
+        val = set(_select(samples, other["validation_files"], "file"))
+    else:
+        raise InputError(f"data.split_from: {path} lists no validation_keys or validation_files")
+    return [replace(s, split="validation") if i in val else s for i, s in enumerate(samples)]
+
+
+def _eval_only(test_dirs: list[str], samples: list[Sample]) -> list[Sample]:
+    """Images of ``test_dirs`` not already among the sources, as test samples for the duplicate check."""
+    held = {os.path.normpath(s.path.parent.parent) for s in samples if s.path is not None}
+    out: list[Sample] = []
+    for i, t in enumerate(test_dirs):
+        if os.path.normpath(t) not in held:
+            out += [replace(s, split="test") for s in folder_source(Path(t), f"test_dirs[{i}]")]
+    return out
 
 
 def _load(
     cfg: RunConfig, samples: list[Sample], labels: list[str], classes: tuple[str, ...]
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, list[str]]:
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
     d = cfg.data
-    weights = {s.name or Path(s.path).name: s.weight for s in d.sources}
     align = {s.name or Path(s.path).name: s.align for s in d.sources}
     xs, ys, ws, bad = [], [], [], []
     for mode in sorted({align[s.source] for s in samples}):
@@ -207,14 +243,14 @@ def _load(
         if len(ok):
             xs.append(arr)
             ys += [classes.index(labels[part[j]]) for j in ok]
-            ws += [weights[samples[part[j]].source] for j in ok]
+            ws += [samples[part[j]].source for j in ok]
     if not xs:
         return (
             torch.zeros(0, 1, d.input_size, d.input_size, dtype=torch.uint8),
             torch.zeros(0, dtype=torch.long),
-            np.zeros(0),
+            [],
             bad,
         )
     x = np.concatenate(xs)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(ys), np.array(ws, dtype=np.float64), bad
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(ys), ws, bad
