@@ -121,17 +121,17 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         config: Path = typer.Argument(..., help="Run config (.toml, .yaml or .json); see configs/."),
-        resume: bool = typer.Option(False, help="Continue the run from its last checkpoint."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
         set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set optim.epochs=2."),
-        no_export: bool = typer.Option(False, help="Skip exporting <run>/model at the end."),
+        export: bool = typer.Option(True, "--export/--no-export", help="Export <run>/model at the end."),
     ) -> None:
         """Train a model from a config file; checkpoints every epoch, MLflow tracking, ONNX export at the end."""
-        run_config(config, resume, _overrides(set_), export=not no_export)
+        run_config(config, resume, _overrides(set_), export=export)
 
     @app.command("train-batch")
     def train_batch_cmd(
         config_dir: Path = typer.Argument(..., help="Folder of run configs (a sweep); each runs in turn."),
-        resume: bool = typer.Option(False, help="Resume unfinished runs and skip finished ones."),
+        resume: bool = typer.Option(False, "--resume", help="Resume runs that have a checkpoint (re-exports them)."),
         set_: list[str] = typer.Option([], "--set", help="Override a key in every config."),
         summary: Path | None = typer.Option(None, help="Write a JSON summary of the runs here."),
     ) -> None:
@@ -178,7 +178,9 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, help="Model folder to write (default: <run>/model)."),
         name: str | None = typer.Option(None, help="Model name for the card (default: the folder name)."),
         test_dir: list[Path] = typer.Option([], help="Score these <class>/ crop folders into the card."),
-        flip_tta: bool = typer.Option(False, help="Average with the mirrored image inside the graph (2× compute)."),
+        flip_tta: bool = typer.Option(
+            False, "--flip-tta", help="Average with the mirrored image inside the graph (2× compute)."
+        ),
     ) -> None:
         """Export a run's best checkpoint to an ONNX model folder usable by analyze/evaluate --model."""
         from ferkit.cli import console
