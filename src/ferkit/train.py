@@ -215,6 +215,15 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
     minority_idx = torch.nonzero(torch.isin(data.y_train, torch.tensor(minority, dtype=torch.long))).flatten()
     steps = math.ceil(len(data.y_train) / o.batch_size)
     aug_levels = scaled_levels(cfg.augment.strength)
+    ml = cfg.augment.minority_level
+    if ml is not None and ml != cfg.augment.level:
+        occl = ("erase_p", "gridmask_p", "coarse_dropout_p")
+        only = [f for f in occl if getattr(aug_levels[ml], f) > 0 and not getattr(aug_levels[cfg.augment.level], f)]
+        if only:
+            log(
+                f"warning: {', '.join(only)} only on minority classes can become a class cue (the net learns the "
+                "artefact, not the face); see the ablation in docs/training.md"
+            )
     sched = _scheduler(cfg, opt, steps)
     use_amp = o.amp and device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
