@@ -119,7 +119,7 @@ def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path 
     card = {
         "name": out.name,
         "version": "1",
-        "classes": list(tax),
+        "classes": list(tax.classes),
         "input_size": base.input_size,
         "channels": base.channels,
         "mean": base.card.mean,
