@@ -135,9 +135,9 @@ def grid_mask(
     lo, hi = period or (max(2, s // 5), max(2, s // 2))
     r_lo, r_hi = (ratio, ratio) if isinstance(ratio, (int, float)) else ratio
     d = torch.randint(lo, hi + 1, (k,), generator=gen, device=gen.device).to(x.device, torch.float32)
-    r = r_lo + (r_hi - r_lo) * torch.rand(k, generator=gen, device=gen.device).to(x.device)
-    off = torch.rand(k, 2, generator=gen, device=gen.device).to(x.device) * d[:, None]
-    ang = (torch.rand(k, generator=gen, device=gen.device).to(x.device) * 2 - 1) * math.radians(rotate_deg)
+    r = r_lo + (r_hi - r_lo) * _rand(gen, x, k)
+    off = _rand(gen, x, k, 2) * d[:, None]
+    ang = (_rand(gen, x, k) * 2 - 1) * math.radians(rotate_deg)
     ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5 - h / 2
     xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5 - w / 2
     dd, side = d[:, None, None], (r * d)[:, None, None]
@@ -173,14 +173,11 @@ def coarse_dropout(
     h, w = x.shape[2:]
     m = holes[1]
 
-    def draws(*shape: int) -> Tensor:
-        return torch.rand(*shape, generator=gen, device=gen.device).to(x.device)
-
     count = torch.randint(holes[0], m + 1, (k,), generator=gen, device=gen.device).to(x.device)
-    hh = ((size[0] + (size[1] - size[0]) * draws(k, m)) * h).round().clamp(1, h)
-    ww = ((size[0] + (size[1] - size[0]) * draws(k, m)) * w).round().clamp(1, w)
-    top = (draws(k, m) * (h - hh + 1)).floor()
-    left = (draws(k, m) * (w - ww + 1)).floor()
+    hh = ((size[0] + (size[1] - size[0]) * _rand(gen, x, k, m)) * h).round().clamp(1, h)
+    ww = ((size[0] + (size[1] - size[0]) * _rand(gen, x, k, m)) * w).round().clamp(1, w)
+    top = (_rand(gen, x, k, m) * (h - hh + 1)).floor()
+    left = (_rand(gen, x, k, m) * (w - ww + 1)).floor()
     active = torch.arange(m, device=x.device) < count[:, None]
     ys = torch.arange(h, device=x.device)
     xs = torch.arange(w, device=x.device)

@@ -146,10 +146,11 @@ def register(app: typer.Typer) -> None:
         configs = sorted(p for p in config_dir.iterdir() if p.suffix in (".toml", ".yaml", ".yml", ".json"))
         if not configs:
             raise InputError(f"{config_dir}: no .toml/.yaml/.json configs")
+        overrides = _overrides(set_)
         rows = []
         for path in configs:
             try:
-                res = run_config(path, resume and _has_checkpoint(path, _overrides(set_)), _overrides(set_))
+                res = run_config(path, resume and _has_checkpoint(path, overrides), overrides)
                 best = res["history"][res["best_epoch"]] if res["history"] else {}
                 rows.append(
                     {

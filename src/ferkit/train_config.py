@@ -57,6 +57,11 @@ class SourceConfig:
     align: str = "crop"  # crop: the image is the face; detect: detect + align like photos in `ferkit analyze`
     splits: list[str] = field(default_factory=lambda: ["train", "validation"])  # source splits used for training
 
+    @property
+    def source_name(self) -> str:
+        """The name samples carry: ``name``, or the path's last component."""
+        return self.name or Path(self.path).name
+
 
 @dataclass
 class DataConfig:
@@ -234,7 +239,7 @@ def _validate(cfg: RunConfig) -> RunConfig:
     for name, value in (("optim.epochs", cfg.optim.epochs), ("optim.batch_size", cfg.optim.batch_size)):
         if value < 1:
             raise InputError(f"{name}: must be at least 1")
-    names = [src.name or Path(src.path).name for src in cfg.data.sources]
+    names = [src.source_name for src in cfg.data.sources]
     for i, (src, name) in enumerate(zip(cfg.data.sources, names, strict=True)):
         if names.count(name) > 1:
             raise InputError(f"data.sources[{i}].name: two sources are called {name!r}; give each a distinct `name`")

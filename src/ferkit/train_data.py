@@ -39,7 +39,7 @@ class PreparedData:
 
 def read_source(src: SourceConfig, report: dict[str, list[str]]) -> tuple[list[Sample], dict | None]:
     """Samples of one configured source (and the weak-label report for ``weak_tags``)."""
-    name = src.name or Path(src.path).name
+    name = src.source_name
     path = Path(src.path)
     if src.kind == "folder":
         return folder_source(path, name, src.group_pattern, report), None
@@ -99,7 +99,7 @@ def _plan_split(
     samples = [replace(s, split=None) if s.split == "train" and s.source not in has_val else s for s in samples]
     pool = [samples[i] for i in keep]
     pool = assign_splits(pool, d.val_fraction, cfg.seed, labels=[labels[i] for i in keep])
-    use = {name: set(s.splits) for s in d.sources for name in [s.name or Path(s.path).name]}
+    use = {s.source_name: set(s.splits) for s in d.sources}
     train = [i for i, s in zip(keep, pool, strict=True) if s.split == "train" and "train" in use[s.source]]
     val = [i for i, s in zip(keep, pool, strict=True) if s.split == "validation"]
     if d.max_per_class or d.train_fraction < 1:
@@ -134,7 +134,7 @@ def prepare_data(
         part, weak = read_source(src, report)
         samples += part
         if weak is not None:
-            weak_reports[src.name or Path(src.path).name] = weak
+            weak_reports[src.source_name] = weak
     for kind, problems in report.items():
         log(f"{kind.replace('_', ' ')}: {len(problems)}, e.g. {problems[0]} (all listed in split.json)")
     for name, weak in weak_reports.items():
@@ -180,7 +180,7 @@ def prepare_data(
         raise InputError(f"{len(y_tr)} train and {len(y_va)} validation images could be used; both must be > 0")
     # Draw weight per image: its source's weight / the source's train count, so sources are drawn by their weights.
     per_source = Counter(src_tr)
-    weights = {s.name or Path(s.path).name: s.weight for s in d.sources}
+    weights = {s.source_name: s.weight for s in d.sources}
     w_tr = np.array([weights[n] / per_source[n] for n in src_tr])
     split["unreadable"] = bad_tr + bad_va
     if bad_tr or bad_va:
@@ -234,7 +234,7 @@ def _load(
     cfg: RunConfig, samples: list[Sample], labels: list[str], classes: tuple[str, ...]
 ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
     d = cfg.data
-    align = {s.name or Path(s.path).name: s.align for s in d.sources}
+    align = {s.source_name: s.align for s in d.sources}
     xs, ys, ws, bad = [], [], [], []
     for mode in sorted({align[s.source] for s in samples}):
         part = [i for i, s in enumerate(samples) if align[s.source] == mode]
