@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -235,17 +236,23 @@ def test_mixed_sources_weak_labels_and_csv(tmp_path: Path) -> None:
     tags = ["file,tags"]
     for i, p in enumerate(fer_files("test", 6, ["happy", "surprise"])):
         shutil.copy(p, web / f"{i}.jpg")
-        tags.append(f"{i}.jpg,\"{'smiling;joyful;happy' if p.parent.name == 'happy' else 'shocked;surprised'}\"")
+        tags.append(f'{i}.jpg,"{"smiling;joyful;happy" if p.parent.name == "happy" else "shocked;surprised"}"')
     shutil.copy(web / "0.jpg", web / "both.jpg")
     shutil.copy(web / "0.jpg", web / "none.jpg")
-    tags += ["98.jpg,smiling;joyful;happy", "both.jpg,\"happy;smiling;joyful;shocked\"", "none.jpg,portrait"]
+    tags += ["98.jpg,smiling;joyful;happy", 'both.jpg,"happy;smiling;joyful;shocked"', "none.jpg,portrait"]
     (tmp_path / "tags.csv").write_text("\n".join(tags) + "\n")
     (tmp_path / "rules.toml").write_text('happy = [["happy", "smiling", "joyful"]]\nsurprise = [["shocked"]]\n')
     sources = [
         {"path": str(folder), "name": "folder"},
         {"path": str(tmp_path / "fer.csv"), "kind": "fer2013_csv", "name": "csv", "weight": 2.0},
-        {"path": str(web), "kind": "weak_tags", "name": "web", "labels": str(tmp_path / "tags.csv"),
-         "rules": str(tmp_path / "rules.toml"), "weight": 0.5},
+        {
+            "path": str(web),
+            "kind": "weak_tags",
+            "name": "web",
+            "labels": str(tmp_path / "tags.csv"),
+            "rules": str(tmp_path / "rules.toml"),
+            "weight": 0.5,
+        },
     ]
     cfg = config_from_dict(_config(tmp_path, folder, **{"data.sources": sources, "data.drop_duplicates": False}))
     logs: list[str] = []
@@ -256,7 +263,9 @@ def test_mixed_sources_weak_labels_and_csv(tmp_path: Path) -> None:
     split = json.loads((cfg.run_dir / "split.json").read_text())
     assert split["weak_labels"]["web"]["labelled"] == 12
     assert {k: split["weak_labels"]["web"][k] for k in ("conflicts", "empty", "missing")} == {
-        "conflicts": 1, "empty": 1, "missing": 1
+        "conflicts": 1,
+        "empty": 1,
+        "missing": 1,
     }
     assert any("bad rows: 1" in m for m in logs)
     dup = split["duplicates"]  # the CSV rows are pixel copies of folder files only by content, not by bytes
@@ -271,8 +280,11 @@ def test_train_batch_runs_each_config_and_reports_failures(tmp_path: Path) -> No
     (sweep / "a_good.json").write_text(json.dumps(good))
     (sweep / "b_typo.json").write_text(json.dumps({**good, "name": "b_typo", "optim": {"epoch": 1}}))
     summary = tmp_path / "summary.json"
-    out = subprocess.run([sys.executable, "-m", "ferkit.cli", "train-batch", str(sweep), "--summary", str(summary)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "train-batch", str(sweep), "--summary", str(summary)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     rows = json.loads(summary.read_text())
     assert rows[0]["status"] == "ok" and (tmp_path / "runs" / "a_good" / "model" / "model.onnx").is_file()
@@ -280,8 +292,11 @@ def test_train_batch_runs_each_config_and_reports_failures(tmp_path: Path) -> No
 
 
 def test_dataset_command_reports_fer2013_duplicates_and_leakage(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "ferkit.cli", "dataset", str(FER), "--json", str(tmp_path / "r.json")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "dataset", str(FER), "--json", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["counts"]["train"]["disgust"] == 436 and sum(rep["counts"]["test"].values()) == 7178
@@ -300,12 +315,86 @@ def test_attention_ensemble_trains_and_exports_to_a_model_folder(tmp_path: Path)
 
     data = _dataset(tmp_path / "d", 20)
     options = {"members": ["vgg_small", "mobilenetv3_small"], "member_kwargs": [None, {"width": 0.5}], "dim": 64}
-    cfg = config_from_dict(_config(tmp_path, data, **{
-        "optim.epochs": 1, "model.backbone": "attention_ensemble", "model.options": options, "data.input_size": 64,
-    }))
+    cfg = config_from_dict(
+        _config(
+            tmp_path,
+            data,
+            **{
+                "optim.epochs": 1,
+                "model.backbone": "attention_ensemble",
+                "model.options": options,
+                "data.input_size": 64,
+            },
+        )
+    )
     train(cfg, log=lambda m: None)
     card = export_run(cfg.run_dir, tmp_path / "ens", test_dirs=[])
     assert card["architecture"]["backbone"] == "attention_ensemble" and card["input_size"] == 64
     model = load_model(tmp_path / "ens")
     probs = model.predict_proba(np.zeros((3, 64, 64), np.uint8))
     assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_distill_loss_matches_hand_computed_value() -> None:
+    from ferkit.distill import distill_loss
+
+    s = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    t = np.array([[1.0, 1.5, -0.5], [3.0, 0.0, 0.0]])
+    temp = 2.0
+
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z / temp
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    p_t = np.exp(log_softmax(t))
+    want = (p_t * (log_softmax(t) - log_softmax(s))).sum(1).mean() * temp**2
+    got = distill_loss(torch.tensor(s), torch.tensor(t), temp).item()
+    assert got == pytest.approx(want, rel=1e-9) and want > 0
+    assert distill_loss(torch.tensor(t), torch.tensor(t), temp).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_tta_views() -> None:
+    from ferkit.distill import tta_views
+
+    x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5)
+    assert len(tta_views(x, "none")) == 1 and len(tta_views(x, "flip")) == 2
+    views = tta_views(x, "flip_shift", shift=1)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    assert torch.equal(views[1][..., 0], x[..., -1])  # the mirror
+    assert torch.equal(views[2][..., 1:], x[..., :-1])  # shifted right by one pixel (circularly)
+
+
+def test_student_learns_from_the_teacher_alone(tmp_path: Path) -> None:
+    """With alpha = 1 the student never sees a label, only the teacher's soft outputs (offline, ten views)."""
+    from ferkit.distill import Teacher, tta_views
+    from ferkit.train import normalise, train
+
+    data = _dataset(tmp_path / "d", 150)
+    teacher = train(config_from_dict(_config(tmp_path, data, name="teacher")), log=lambda m: None)
+    assert max(h["val_accuracy"] for h in teacher["history"]) >= 0.65
+    best = Path(teacher["run_dir"]) / "best.pt"
+    over = {
+        "name": "student",
+        "distill.teacher": str(best),
+        "distill.alpha": 1.0,
+        "distill.views": "flip_shift",
+        "distill.offline": True,
+    }
+    cfg = config_from_dict(_config(tmp_path, data, **over))
+    student = train(cfg, log=lambda m: None)
+    assert max(h["val_accuracy"] for h in student["history"]) >= 0.65  # chance: 0.5
+    assert (Path(student["run_dir"]) / "teacher_logits.pt").is_file()  # reused by --resume
+    # offline targets = the mean of the teacher's logits over the ten views, image by image
+    t = Teacher(cfg, ["happy", "surprise"], "cpu")
+    x = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
+    with torch.no_grad():
+        manual = torch.stack([t.model(v)[0] for v in tta_views(normalise(x, cfg), "flip_shift", 2)]).mean(0)
+    torch.testing.assert_close(t.table(x, lambda b: normalise(b, cfg), batch=2), manual)
+    online = {**over, "name": "online", "distill.views": "flip", "distill.offline": False, "optim.epochs": 1}
+    assert len(train(config_from_dict(_config(tmp_path, data, **online)), log=lambda m: None)["history"]) == 1
+    bad = _config(tmp_path, data, **{**over, "name": "wrong", "data.input_size": 64})
+    with pytest.raises(InputError, match=r"distill\.teacher: .* does not match this run: input_size 48"):
+        train(config_from_dict(bad), log=lambda m: None)
+    for key, value in (("distill.alpha", 1.5), ("distill.views", "crops")):
+        with pytest.raises(InputError, match=key.replace(".", r"\.")):
+            config_from_dict(_config(tmp_path, data, **{key: value}))

@@ -76,6 +76,20 @@ def model_spec(config: dict, classes: list[str] | None) -> dict:
     }
 
 
+def model_from_checkpoint(checkpoint: dict) -> tuple[torch.nn.Module, dict]:
+    """The network of a loaded ``best.pt`` (weights in, eval mode) and its :func:`model_spec`."""
+    spec = model_spec(checkpoint["config"], checkpoint.get("classes"))
+    model = create_backbone(
+        spec["backbone"],
+        num_classes=len(spec["classes"]),
+        in_channels=1 if spec["channels"] == "gray" else 3,
+        dropout=spec["dropout"],
+        **spec["options"],
+    )
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), spec
+
+
 def export_run(
     run: Path,
     out: Path,
@@ -92,17 +106,8 @@ def export_run(
     if not (run / "best.pt").is_file():
         raise InputError(f"{run}: no best.pt (not a training run, or no epoch finished yet)")
     best = load_checkpoint(run / "best.pt")
-    spec = model_spec(best["config"], best.get("classes"))
+    model, spec = model_from_checkpoint(best)
     in_ch = 1 if spec["channels"] == "gray" else 3
-    model = create_backbone(
-        spec["backbone"],
-        num_classes=len(spec["classes"]),
-        in_channels=in_ch,
-        dropout=spec["dropout"],
-        **spec["options"],
-    )
-    model.load_state_dict(best["model"])
-    model.eval()
     out.mkdir(parents=True, exist_ok=True)
     size = spec["input_size"]
     export_onnx(FlipAverage(model) if flip_tta else model, out / "model.onnx", (in_ch, size, size))

@@ -2,9 +2,10 @@
 
 A run folder (``<output>/<name>``) holds ``config.json``, ``split.json``, ``last.pt`` (everything needed to resume,
 written atomically after every epoch, so a crash loses at most one epoch), ``best.pt`` (weights of the epoch with the
-best validation macro-F1) and ``history.json``. Checkpoints hold only tensors and plain data and load with
-``torch.load(weights_only=True)``. Every random draw of an epoch is seeded by ``(seed, epoch)``, so in
-deterministic mode a resumed run gives the same weights as an uninterrupted one. Needs the ``train`` extra (torch).
+best validation macro-F1), ``history.json`` and, with offline distillation, ``teacher_logits.pt``. Checkpoints hold
+only tensors and plain data and load with ``torch.load(weights_only=True)``. Every random draw of an epoch is
+seeded by ``(seed, epoch)``, so in deterministic mode a resumed run gives the same weights as an uninterrupted one.
+Needs the ``train`` extra (torch).
 """
 
 from __future__ import annotations
@@ -224,6 +225,20 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
                 f"warning: {', '.join(only)} only on minority classes can become a class cue (the net learns the "
                 "artefact, not the face); see the ablation in docs/training.md"
             )
+    teacher, soft_targets = None, None
+    if cfg.distill.teacher:
+        from ferkit.distill import Teacher, distill_loss
+
+        teacher = Teacher(cfg, classes, device)
+        dc = cfg.distill
+        log(f"distilling from {dc.teacher} ({dc.views} views, alpha {dc.alpha}, T {dc.temperature})")
+        if dc.offline:  # cached in the run folder, so --resume does not score the train set again
+            cache = run_dir / "teacher_logits.pt"
+            if resume and cache.is_file():
+                soft_targets = load_checkpoint(cache)["logits"]
+            else:
+                soft_targets = teacher.table(data.x_train, lambda x: normalise(x, cfg))
+                save_checkpoint(cache, {"logits": soft_targets, "teacher": dc.teacher, "views": dc.views})
     sched = _scheduler(cfg, opt, steps)
     use_amp = o.amp and device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -284,6 +299,10 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
                 with torch.autocast(device, dtype=torch.float16, enabled=use_amp):
                     logits, _ = model(x)
                     loss = loss_fn(logits.float(), y)
+                    if teacher is not None:
+                        target = teacher.logits(x) if soft_targets is None else soft_targets[idx].to(device)
+                        kd = distill_loss(logits.float(), target, cfg.distill.temperature)
+                        loss = (1 - cfg.distill.alpha) * loss + cfg.distill.alpha * kd
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if o.grad_clip > 0:

@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "imbalance.class_weights": ("none", "inverse", "effective"),
     "imbalance.loss": ("ce", "focal"),
     "device": ("auto", "cpu", "cuda"),
+    "distill.views": ("none", "flip", "flip_shift"),
 }
 
 
@@ -141,6 +142,19 @@ class AugmentConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation from a trained teacher (another run's ``best.pt``): the loss becomes
+    ``alpha · T² · KL(teacher ‖ student, both softened by T) + (1 − alpha) · the usual loss``."""
+
+    teacher: str | None = None  # checkpoint path; None = no distillation
+    alpha: float = 0.5
+    temperature: float = 2.0
+    views: str = "flip"  # the teacher's test-time augmentation: none | flip (image + mirror) | flip_shift (+ 4 shifts)
+    shift: int = 2  # flip_shift: pixels of each circular shift (left, right, up, down), each also mirrored: 10 views
+    offline: bool = False  # score every (unaugmented) train image once at the start instead of every batch online
+
+
+@dataclass
 class TrackingConfig:
     """MLflow tracking; the default store is ``<output>/mlflow.db`` with artifacts under ``<output>/mlartifacts``."""
 
@@ -164,6 +178,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @property
@@ -276,6 +291,9 @@ def _validate(cfg: RunConfig) -> RunConfig:
         ("model.dropout", 0 <= cfg.model.dropout < 1),
         ("threads", cfg.threads >= 0),
         ("augment.strength", cfg.augment.strength >= 0),
+        ("distill.alpha", 0 <= cfg.distill.alpha <= 1),
+        ("distill.temperature", cfg.distill.temperature > 0),
+        ("distill.shift", cfg.distill.shift >= 1),
     ]
     for key, ok in ranges:
         if not ok:
