@@ -1,9 +1,10 @@
 """Accuracy, macro-F1, per-class recall and ECE of a model on FER2013 test (7,178 crops, ``--crops`` path).
 
-    python benchmarks/fer2013_eval.py [--model ferkit] [--data ../shared/data/fer2013/test]
+    python benchmarks/fer2013_eval.py [--model ferkit] [--data ../shared/data/fer2013/test] [--tta none flip flip_shift]
 
-Same code path as ``ferkit evaluate DATA --crops``; scored twice when the model has a calibration (raw scores, then
-as shipped with its ``calibration.json``). Results: printed + benchmarks/results/fer2013_<model>.json.
+Same code path as ``ferkit evaluate DATA --crops [--tta MODE]``; for each test-time augmentation mode, scored twice
+when the model has a calibration (raw scores, then as shipped with its ``calibration.json``). Results: printed +
+benchmarks/results/fer2013_<model>.json.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="ferkit")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--tta", nargs="+", default=["none", "flip", "flip_shift"], help="test-time augmentation modes")
     args = ap.parse_args()
     blocks = []
-    for calibration in (False, True):
+    for tta, calibration in ((t, c) for t in args.tta for c in (False, True)):
         model = load_model(args.model, calibration=calibration)
         if calibration and model.calibration is None:
-            break
+            continue
+        model.tta = tta
         t0 = time.perf_counter()
         block = evaluate(model, Path(args.data), crops=True)
         dt = time.perf_counter() - t0
         blocks.append(block)
         print(
-            f"{model.name} ({'calibrated' if calibration else 'raw'}) on {args.data}: n={block['n']} "
+            f"{model.name} ({'calibrated' if calibration else 'raw'}, tta {tta}) on {args.data}: n={block['n']} "
             f"accuracy={block['accuracy']:.4f} macro-F1={block['macro_f1']:.4f} "
             f"balanced={block['balanced_accuracy']:.4f} ECE={block['ece']:.4f} ({dt:.1f} s incl. image reading)"
         )
@@ -45,7 +48,8 @@ def main() -> None:
             )
     out = HERE / "results" / f"fer2013_{Path(args.model).name}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/fer2013_eval.py", **report(blocks)}, indent=1))
+    command = f"python benchmarks/fer2013_eval.py --tta {' '.join(args.tta)}"
+    out.write_text(json.dumps({"command": command, **report(blocks)}, indent=1))
     print(out)
 
 

@@ -175,3 +175,9 @@ def test_resume_after_a_finished_parquet_run_keeps_its_records(tmp_path: Path, c
     after = pd.read_parquet(out)
     assert len(after) == len(before) == 14 and sorted(after["source"]) == sorted(before["source"])
     assert not out.with_suffix(".partial.jsonl").exists()
+
+
+def test_unknown_tta_is_a_clean_error(tmp_path: Path) -> None:
+    img = next((FER / "test" / "happy").iterdir())
+    assert_clean_error(ferkit("analyze", img, "--crops", "--tta", "rotate", cwd=tmp_path), "--tta: 'rotate'")
+    assert_clean_error(ferkit("evaluate", FER / "test", "--crops", "--tta", "x", cwd=tmp_path), "--tta: 'x'")

@@ -73,3 +73,28 @@ def test_api_functions_survive_importing_their_modules() -> None:
     import ferkit.evaluation
 
     assert callable(ferkit.evaluate) and callable(ferkit.calibrate) and callable(ferkit.analyze)
+
+
+def test_flip_tta_averages_the_mirror_view(tmp_path: Path) -> None:
+    from ferkit.api import evaluate
+    from ferkit.errors import InputError
+    from ferkit.models import set_tta, test_time_views
+
+    m = load_model("ferkit", calibration=False)
+    crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 4)])
+    mirrored = np.ascontiguousarray(crops[:, :, ::-1])
+    plain = m.raw_logits(crops)
+    set_tta([m], "flip")
+    flip = m.raw_logits(crops)
+    np.testing.assert_allclose(flip, (plain + m.forward_logits(mirrored)) / 2, atol=1e-5)
+    assert np.abs(flip - plain).max() > 1e-3  # the net itself is not mirror-symmetric ...
+    np.testing.assert_allclose(m.raw_logits(mirrored), flip, atol=1e-4)  # ... the flip-averaged scores are
+    views = test_time_views(crops, "flip_shift", 2)
+    assert len(views) == 10 and np.array_equal(views[2][:, :, 2:], crops[:, :, :-2])
+    with pytest.raises(InputError, match="--tta: 'rotate' is not one of none, flip, flip_shift"):
+        set_tta([m], "rotate")
+    for p in fer_files("test", 3):
+        (tmp_path / p.parent.name).mkdir(exist_ok=True)
+        shutil.copy(p, tmp_path / p.parent.name / p.name)
+    block = evaluate(tmp_path, "ferkit", crops=True, tta="flip")["results"][0]
+    assert block["protocol"]["tta"] == "flip" and block["n"] == 21

@@ -14,7 +14,7 @@ import numpy as np
 from ferkit.errors import InputError
 from ferkit.evaluation import evaluate as _evaluate_one
 from ferkit.evaluation import report, split_files
-from ferkit.models import EmotionModel, load_model
+from ferkit.models import EmotionModel, load_model, set_tta
 from ferkit.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
 from ferkit.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
 from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points, to_record_dicts
@@ -145,6 +145,7 @@ def analyze(
     gate: ModelArg | None = None,
     gate_class: str | None = None,
     gate_threshold: float = 0.5,
+    tta: str = "none",
     **options: Any,
 ) -> list[dict[str, Any]] | Any:
     """Analyse images, folders or videos; returns records (dicts) or a DataFrame.
@@ -152,13 +153,14 @@ def analyze(
     With ``output`` the records are also written there (as ``ferkit analyze --output``). Files named explicitly
     must be readable (``InputError``); bad files inside folders are skipped. ``model`` may be a list (first =
     primary); ``fusion``, ``reliability`` and ``gate``/``gate_class``/``gate_threshold``: see :func:`run_analysis`.
-    Extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
+    ``tta``: test-time augmentation of the models (``none``, ``flip``, ``flip_shift``; see
+    :func:`ferkit.models.test_time_views`). Extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     opts = AnalyzeOptions(fps=fps, crops=crops, **options)
-    setup = ModelSetup(model, calibration, fusion, reliability, gate, gate_class, gate_threshold)
+    setup = ModelSetup(model, calibration, fusion, reliability, gate, gate_class, gate_threshold, tta)
     if output is not None:
         collected: list[FaceRecord] = []
         run_analysis(paths, Path(output), fmt, setup, opts, plots=False, progress=collected.append)
@@ -180,12 +182,14 @@ def evaluate(
     crops: bool = False,
     progress: Callable[[EmotionModel, Path], Callable[[int], None] | None] | None = None,
     calibration: bool | str | Path = True,
+    tta: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Score each model on each ``<class>/<image>`` dataset; returns the report (one block per pair).
 
     ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
-    ``calibration`` applies to every model named by string; ``split="validation"`` (a keyword for
+    ``calibration`` applies to every model named by string; ``tta`` (``none``, ``flip``, ``flip_shift``) sets every
+    model's test-time augmentation (``None``: leave it as it is); ``split="validation"`` (a keyword for
     :func:`ferkit.evaluation.evaluate`) scores only the validation images listed by the first model whose card has
     such a list, for every model (so models can be compared, or reliabilities measured, on the same images).
     """
@@ -193,6 +197,8 @@ def evaluate(
     models = [
         _model(m, 0, calibration) for m in ([models] if isinstance(models, (str, Path, EmotionModel)) else models)
     ]
+    if tta is not None:
+        set_tta(models, tta)
     split_of = None
     if kwargs.get("split", "all") != "all":
         for m in models:  # the first model whose card lists validation files

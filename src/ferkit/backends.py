@@ -153,7 +153,7 @@ class SpecModel(EmotionModel):
         x = (x - self._mean) / self._std
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.spec["layout"] == "nchw" else x, np.float32)
 
-    def raw_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def forward_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         out = np.concatenate(

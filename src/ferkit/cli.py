@@ -44,6 +44,10 @@ def _calibration(calibration: Path | None, no_calibration: bool, models: int = 1
 
 
 CALIBRATION_HELP = "Calibration file (per-class biases + temperature) to apply instead of the model folder's own."
+TTA_HELP = (
+    "Test-time augmentation: none, flip (average with the mirror image: 2× model compute, +0.9 points FER2013 test "
+    "accuracy) or flip_shift (10 views)."
+)
 NO_CALIBRATION_HELP = "Use raw model scores: ignore the model folder's calibration.json."
 
 
@@ -95,6 +99,7 @@ def analyze(
     resume: bool = typer.Option(False, help="Continue an interrupted run: keep written records, skip their frames."),
     calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
+    tta: str = typer.Option("none", help=TTA_HELP),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.api import run_analysis
@@ -113,7 +118,7 @@ def analyze(
         if reliability is not None and not reliability.is_file():
             raise InputError(f"{reliability}: reliability report not found")
         cal = _calibration(calibration, no_calibration, len(model))
-        setup = ModelSetup(model, cal, fusion, reliability, gate, gate_class, gate_threshold)
+        setup = ModelSetup(model, cal, fusion, reliability, gate, gate_class, gate_threshold, tta)
         summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
     for out in summary.outputs:
         typer.echo(str(out))
@@ -142,13 +147,15 @@ def evaluate(
     ),
     calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
+    tta: str = typer.Option("none", help=TTA_HELP),
 ) -> None:
     """Score models on labelled folders: accuracy, balanced accuracy, F1, per-class metrics, confusion, ECE."""
     from ferkit.api import evaluate as evaluate_all
-    from ferkit.models import EmotionModel, load_model
+    from ferkit.models import EmotionModel, load_model, set_tta
 
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
+    set_tta(models, tta)
     with _progress() as bar:
 
         def bar_for(m: EmotionModel, d: Path) -> Callable[[int], None]:
@@ -161,7 +168,9 @@ def evaluate(
     for b in blocks:
         ece = "n/a" if b["ece"] is None else f"{b['ece']:.4f}"
         table.add_row(
-            b["model"] + (" (calibrated)" if b["protocol"]["calibration"] else ""),
+            b["model"]
+            + (" (calibrated)" if b["protocol"]["calibration"] else "")
+            + (f" (tta {b['protocol']['tta']})" if b["protocol"]["tta"] != "none" else ""),
             b["dataset"],
             str(b["n"]),
             f"{b['accuracy']:.4f}",

@@ -178,6 +178,7 @@ def evaluate(
             "calibration": None
             if cal is None
             else {"bias": cal.bias, "temperature": cal.temperature, "method": cal.method, "objective": cal.objective},
+            "tta": model.tta,
             "crops": crops,
             "detector": None if crops else kwargs.get("detector", "blazeface"),
             "unreadable_files": pred.unreadable,

@@ -104,7 +104,7 @@ class FerModel(EmotionModel):
             self._interp.invoke()
             return self._interp.get_tensor(self._out).copy()
 
-    def raw_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def forward_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = self.prepare(np.asarray(crops))

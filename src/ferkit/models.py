@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ferkit.errors import ModelError
+from ferkit.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from ferkit.calibration import Calibration
@@ -70,10 +70,38 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+#: Test-time augmentation modes of :attr:`EmotionModel.tta` (see :func:`test_time_views`).
+TTA_MODES = ("none", "flip", "flip_shift")
+
+
+def test_time_views(crops: np.ndarray, mode: str = "flip", shift: int = 2) -> list[np.ndarray]:
+    """Views of uint8 crops (N, S, S[, 3]) whose scores are averaged: ``none`` (the crops), ``flip`` (and their
+    mirrors) or ``flip_shift`` (also circular shifts by ``shift`` px left/right/up/down, each mirrored: ten views)."""
+    if mode not in TTA_MODES:
+        raise ModelError(f"unknown test-time augmentation {mode!r} (known: {', '.join(TTA_MODES)})")
+    views = [crops]
+    if mode != "none":
+        views.append(crops[:, :, ::-1])
+    if mode == "flip_shift":
+        for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
+            moved = np.roll(crops, (dy, dx), (1, 2))
+            views += [moved, moved[:, :, ::-1]]
+    return [np.ascontiguousarray(v) for v in views]
+
+
+def set_tta(models: Iterable[EmotionModel], mode: str) -> None:
+    """Give every model the test-time augmentation ``mode``; ``InputError`` for an unknown mode."""
+    if mode not in TTA_MODES:
+        raise InputError(f"--tta: {mode!r} is not one of {', '.join(TTA_MODES)}")
+    for m in models:
+        m.tta = mode
+
+
 class EmotionModel:
     """Base of every expression classifier: uint8 crops (N, S, S) gray or (N, S, S, 3) RGB at ``input_size`` in,
-    class scores out. Subclasses implement :meth:`raw_logits`; a :class:`~ferkit.calibration.Calibration` (per-class
-    logit biases and a temperature), when attached, is applied by :meth:`logits` and :meth:`predict_proba`."""
+    class scores out. Subclasses implement :meth:`forward_logits` (one pass); :meth:`raw_logits` averages it over
+    the test-time views of :attr:`tta`; a :class:`~ferkit.calibration.Calibration` (per-class logit biases and a
+    temperature), when attached, is applied by :meth:`logits` and :meth:`predict_proba`."""
 
     name: str
     classes: list[str]
@@ -81,10 +109,17 @@ class EmotionModel:
     channels: str
     sha256: str  # of the weights file: calibration files and reports refer to the model by it
     calibration: Calibration | None = None
+    tta: str = "none"  # test-time augmentation (TTA_MODES): more accurate, 2× (flip) or 10× (flip_shift) compute
+
+    def forward_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Uncalibrated class scores of one forward pass, shape (N, classes)."""
+        raise NotImplementedError
 
     def raw_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Uncalibrated class scores, shape (N, classes)."""
-        raise NotImplementedError
+        """Uncalibrated class scores, averaged over the test-time views when :attr:`tta` is set."""
+        if self.tta == "none":
+            return self.forward_logits(crops, batch_size)
+        return np.mean([self.forward_logits(v, batch_size) for v in test_time_views(crops, self.tta)], axis=0)
 
     def logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class scores with the calibration (if any) applied, shape (N, classes)."""
@@ -144,7 +179,7 @@ class OnnxModel(EmotionModel):
         x = (x - self.card.mean) / self.card.std
         return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
 
-    def raw_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def forward_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         out = [

@@ -15,7 +15,7 @@ from ferkit.ensemble import CropKind, Ensemble, FaceScores
 from ferkit.errors import InputError
 from ferkit.faces import Detector, Face, create_detector
 from ferkit.fusion import load_reliability
-from ferkit.models import EmotionModel, load_model
+from ferkit.models import EmotionModel, load_model, set_tta
 from ferkit.records import SENTIMENT, FaceRecord
 from ferkit.timeline import Smoother
 from ferkit.tracking import FaceTracker
@@ -244,7 +244,8 @@ def _models(model: ModelArg | Sequence[ModelArg], calibration: bool | str | Path
 @dataclass
 class ModelSetup:
     """Which models score the faces and how: one or several models (first = primary), their calibration, an
-    optional fusion strategy (with a reliability report for ``reliability``) and an optional binary gate."""
+    optional fusion strategy (with a reliability report for ``reliability``), an optional binary gate and the
+    models' test-time augmentation."""
 
     model: ModelArg | Sequence[ModelArg] = "ferkit"
     calibration: bool | str | Path = True
@@ -253,6 +254,7 @@ class ModelSetup:
     gate: ModelArg | None = None
     gate_class: str | None = None
     gate_threshold: float = 0.5
+    tta: str = "none"  # test-time augmentation of the emotion models (none, flip, flip_shift); not of the gate
 
 
 def make_analyzer(
@@ -261,6 +263,7 @@ def make_analyzer(
     """An :class:`Analyzer` with its models (and gate) loaded and the combination checked."""
     s = setup if isinstance(setup, ModelSetup) else ModelSetup(setup)
     models = _models(s.model, s.calibration)
+    set_tta(models, s.tta)
     gate_model = None
     if s.gate is not None:
         gate_model = _load(s.gate, s.calibration if isinstance(s.calibration, bool) else True)
