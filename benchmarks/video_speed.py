@@ -44,7 +44,8 @@ def run_config(video: str, mode: str) -> dict:
     elif mode == "decode+detect":
         n = sum(len(det.detect(f.rgb())) >= 0 for f in iter_video(Path(video), None))
     else:
-        interval = {"ferkit": 0.3, "ferkit-detect-every-frame": 0.0}[mode]
+        interval = {"ferkit": 0.3, "ferkit-detect-every-frame": 0.0, "ferkit-tta-flip": 0.3}[mode]
+        model.tta = "flip" if mode == "ferkit-tta-flip" else "none"
         analyzer = Analyzer(model, AnalyzeOptions(fps=None, detect_interval=interval), _detector=det)
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as out:
             n = 0
@@ -89,7 +90,7 @@ def main() -> None:
         print(json.dumps(run_config(*args.child)))
         return
     runs = []
-    modes = ["decode", "decode+detect", "ferkit-detect-every-frame", "ferkit"]
+    modes = ["decode", "decode+detect", "ferkit-detect-every-frame", "ferkit", "ferkit-tta-flip"]
     videos = [args.video]
     if args.long:
         tmp = Path(tempfile.mkdtemp()) / f"long_x{args.long}.mp4"

@@ -13,6 +13,7 @@ BASIC_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surpris
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
+
 def _emotion_aliases() -> dict[str, str]:
     """Folder name → emotion class, from the ``extended`` taxonomy file (the one place aliases are kept)."""
     from ferkit.taxonomy import load_taxonomy

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -55,7 +55,9 @@ class FaceRecord:
     gated: bool | None = None  # True: the gate withheld this face's emotion (probabilities kept)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as a plain dict (nested values are shared, not copied: ``asdict``'s deep copy cost 10% of
+        video analysis time)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def no_face(cls, source: str, frame_index: int, timestamp: float | None, model: str) -> FaceRecord:
