@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +84,19 @@ def _selected(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
     return torch.nonzero(torch.rand(x.shape[0], generator=gen, device=gen.device) < p).flatten().to(x.device)
 
 
+def _fill_masked(
+    x: Tensor, p: float, gen: torch.Generator, fill: float, mask: Callable[[int, int, int], Tensor]
+) -> Tensor:
+    """A copy of ``x`` in which, for the ``k`` samples picked with probability ``p``, the pixels where
+    ``mask(k, H, W)`` (bool, (k, H, W)) is true get ``fill`` on every channel."""
+    out = x.clone()
+    sel = _selected(x, p, gen)
+    if len(sel):
+        drop = mask(len(sel), *x.shape[2:])
+        out[sel] = torch.where(drop[:, None], torch.tensor(fill, dtype=x.dtype, device=x.device), out[sel])
+    return out
+
+
 def random_erasing(
     x: Tensor,
     p: float,
@@ -125,34 +138,29 @@ def grid_mask(
     rotation uniform in ±``rotate_deg`` about the centre. The dropped share is ``ratio ** 2`` in expectation.
     Dropped pixels get ``fill`` (0 = the mean of normalised data) on all channels.
     """
-    out = x.clone()
-    sel = _selected(x, p, gen)
-    k = len(sel)
-    if k == 0:
-        return out
-    h, w = x.shape[2:]
-    s = min(h, w)
-    lo, hi = period or (max(2, s // 5), max(2, s // 2))
-    r_lo, r_hi = (ratio, ratio) if isinstance(ratio, (int, float)) else ratio
-    d = torch.randint(lo, hi + 1, (k,), generator=gen, device=gen.device).to(x.device, torch.float32)
-    r = r_lo + (r_hi - r_lo) * _rand(gen, x, k)
-    off = _rand(gen, x, k, 2) * d[:, None]
-    ang = (_rand(gen, x, k) * 2 - 1) * math.radians(rotate_deg)
-    ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5 - h / 2
-    xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5 - w / 2
-    dd, side = d[:, None, None], (r * d)[:, None, None]
-    if rotate_deg == 0:  # separable: (row in a band) & (column in a band)
-        in_x = torch.remainder(xs[None, None, :] + off[:, 0, None, None], dd) < side  # (k, 1, W)
-        in_y = torch.remainder(ys[None, :, None] + off[:, 1, None, None], dd) < side  # (k, H, 1)
-        drop = in_y & in_x
-    else:
+
+    def mask(k: int, h: int, w: int) -> Tensor:
+        s = min(h, w)
+        lo, hi = period or (max(2, s // 5), max(2, s // 2))
+        r_lo, r_hi = (ratio, ratio) if isinstance(ratio, (int, float)) else ratio
+        d = torch.randint(lo, hi + 1, (k,), generator=gen, device=gen.device).to(x.device, torch.float32)
+        r = r_lo + (r_hi - r_lo) * _rand(gen, x, k)
+        off = _rand(gen, x, k, 2) * d[:, None]
+        ang = (_rand(gen, x, k) * 2 - 1) * math.radians(rotate_deg)
+        ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5 - h / 2
+        xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5 - w / 2
+        dd, side = d[:, None, None], (r * d)[:, None, None]
+        if rotate_deg == 0:  # separable: (row in a band) & (column in a band)
+            in_x = torch.remainder(xs[None, None, :] + off[:, 0, None, None], dd) < side  # (k, 1, W)
+            in_y = torch.remainder(ys[None, :, None] + off[:, 1, None, None], dd) < side  # (k, H, 1)
+            return in_y & in_x
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         cos, sin = torch.cos(ang)[:, None, None], torch.sin(ang)[:, None, None]
         u = cos * xx + sin * yy + off[:, 0, None, None]
         v = -sin * xx + cos * yy + off[:, 1, None, None]
-        drop = (torch.remainder(u, dd) < side) & (torch.remainder(v, dd) < side)
-    out[sel] = torch.where(drop[:, None], torch.tensor(fill, dtype=x.dtype, device=x.device), out[sel])
-    return out
+        return (torch.remainder(u, dd) < side) & (torch.remainder(v, dd) < side)
+
+    return _fill_masked(x, p, gen, fill, mask)
 
 
 def coarse_dropout(
@@ -165,27 +173,22 @@ def coarse_dropout(
 ) -> Tensor:
     """CoarseDropout: in each picked sample, a count uniform in ``holes`` of rectangles with height and width each
     uniform in ``size`` (fraction of the image side, at least 1 px) filled with ``fill`` (0 = the normalised mean)."""
-    out = x.clone()
-    sel = _selected(x, p, gen)
-    k = len(sel)
-    if k == 0:
-        return out
-    h, w = x.shape[2:]
     m = holes[1]
 
-    count = torch.randint(holes[0], m + 1, (k,), generator=gen, device=gen.device).to(x.device)
-    hh = ((size[0] + (size[1] - size[0]) * _rand(gen, x, k, m)) * h).round().clamp(1, h)
-    ww = ((size[0] + (size[1] - size[0]) * _rand(gen, x, k, m)) * w).round().clamp(1, w)
-    top = (_rand(gen, x, k, m) * (h - hh + 1)).floor()
-    left = (_rand(gen, x, k, m) * (w - ww + 1)).floor()
-    active = torch.arange(m, device=x.device) < count[:, None]
-    ys = torch.arange(h, device=x.device)
-    xs = torch.arange(w, device=x.device)
-    in_y = (ys >= top[..., None]) & (ys < (top + hh)[..., None]) & active[..., None]  # (k, m, H)
-    in_x = (xs >= left[..., None]) & (xs < (left + ww)[..., None])  # (k, m, W)
-    drop = torch.bmm(in_y.transpose(1, 2).float(), in_x.float()) > 0  # (k, H, W): covered by some active hole
-    out[sel] = torch.where(drop[:, None], torch.tensor(fill, dtype=x.dtype, device=x.device), out[sel])
-    return out
+    def mask(k: int, h: int, w: int) -> Tensor:
+        count = torch.randint(holes[0], m + 1, (k,), generator=gen, device=gen.device).to(x.device)
+        hh = ((size[0] + (size[1] - size[0]) * _rand(gen, x, k, m)) * h).round().clamp(1, h)
+        ww = ((size[0] + (size[1] - size[0]) * _rand(gen, x, k, m)) * w).round().clamp(1, w)
+        top = (_rand(gen, x, k, m) * (h - hh + 1)).floor()
+        left = (_rand(gen, x, k, m) * (w - ww + 1)).floor()
+        active = torch.arange(m, device=x.device) < count[:, None]
+        ys = torch.arange(h, device=x.device)
+        xs = torch.arange(w, device=x.device)
+        in_y = (ys >= top[..., None]) & (ys < (top + hh)[..., None]) & active[..., None]  # (k, m, H)
+        in_x = (xs >= left[..., None]) & (xs < (left + ww)[..., None])  # (k, m, W)
+        return torch.bmm(in_y.transpose(1, 2).float(), in_x.float()) > 0  # (k, H, W): covered by an active hole
+
+    return _fill_masked(x, p, gen, fill, mask)
 
 
 def _apply(x: Tensor, a: AugmentParams, gen: torch.Generator) -> Tensor:
