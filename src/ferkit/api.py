@@ -226,7 +226,7 @@ def _labelled_logits(
     files = split_files(model, split)
     listing = [(str(i.path), i.path.stat().st_size, i.path.stat().st_mtime_ns) for i in list_folder_dataset(dataset)]
     key = hashlib.sha256(
-        json.dumps([model.sha256, str(dataset.resolve()), crops, split, detector, listing]).encode()
+        json.dumps([model.sha256, model.tta, str(dataset.resolve()), crops, split, detector, listing]).encode()
     ).hexdigest()[:16]
     cache = RESULTS_DIR / "cache" / f"logits-{model.name}-{key}.npz"
     if cache.is_file():

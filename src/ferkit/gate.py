@@ -33,7 +33,7 @@ def embeddings(model: OnnxModel, root: Path, files: list[str]) -> np.ndarray:
                 for f in files[i : i + 512]
             ]
         )
-        out.append(model.session.run(["embedding"], {model._input: model._prepare(crops)})[0])
+        out.append(model.embeddings(crops))
     return np.concatenate(out)
 
 

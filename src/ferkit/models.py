@@ -179,6 +179,10 @@ class OnnxModel(EmotionModel):
         x = (x - self.card.mean) / self.card.std
         return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
 
+    def embeddings(self, crops: np.ndarray) -> np.ndarray:
+        """The network's pooled ``embedding`` output (one pass, no test-time views), shape (N, D)."""
+        return self.session.run(["embedding"], {self._input: self._prepare(crops)})[0]
+
     def forward_logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
