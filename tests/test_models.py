@@ -78,7 +78,7 @@ def test_api_functions_survive_importing_their_modules() -> None:
 def test_flip_tta_averages_the_mirror_view(tmp_path: Path) -> None:
     from ferkit.api import evaluate
     from ferkit.errors import InputError
-    from ferkit.models import set_tta, test_time_views
+    from ferkit.models import set_tta, tta_crops
 
     m = load_model("ferkit", calibration=False)
     crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 4)])
@@ -89,7 +89,7 @@ def test_flip_tta_averages_the_mirror_view(tmp_path: Path) -> None:
     np.testing.assert_allclose(flip, (plain + m.forward_logits(mirrored)) / 2, atol=1e-5)
     assert np.abs(flip - plain).max() > 1e-3  # the net itself is not mirror-symmetric ...
     np.testing.assert_allclose(m.raw_logits(mirrored), flip, atol=1e-4)  # ... the flip-averaged scores are
-    views = test_time_views(crops, "flip_shift", 2)
+    views = tta_crops(crops, "flip_shift", 2)
     assert len(views) == 10 and np.array_equal(views[2][:, :, 2:], crops[:, :, :-2])
     with pytest.raises(InputError, match="--tta: 'rotate' is not one of none, flip, flip_shift"):
         set_tta([m], "rotate")

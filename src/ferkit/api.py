@@ -154,7 +154,7 @@ def analyze(
     must be readable (``InputError``); bad files inside folders are skipped. ``model`` may be a list (first =
     primary); ``fusion``, ``reliability`` and ``gate``/``gate_class``/``gate_threshold``: see :func:`run_analysis`.
     ``tta``: test-time augmentation of the models (``none``, ``flip``, ``flip_shift``; see
-    :func:`ferkit.models.test_time_views`). Extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
+    :func:`ferkit.models.tta_crops`). Extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]

@@ -70,11 +70,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-#: Test-time augmentation modes of :attr:`EmotionModel.tta` (see :func:`test_time_views`).
+#: Test-time augmentation modes of :attr:`EmotionModel.tta` (see :func:`tta_crops`).
 TTA_MODES = ("none", "flip", "flip_shift")
 
 
-def test_time_views(crops: np.ndarray, mode: str = "flip", shift: int = 2) -> list[np.ndarray]:
+def tta_crops(crops: np.ndarray, mode: str = "flip", shift: int = 2) -> list[np.ndarray]:
     """Views of uint8 crops (N, S, S[, 3]) whose scores are averaged: ``none`` (the crops), ``flip`` (and their
     mirrors) or ``flip_shift`` (also circular shifts by ``shift`` px left/right/up/down, each mirrored: ten views)."""
     if mode not in TTA_MODES:
@@ -119,7 +119,7 @@ class EmotionModel:
         """Uncalibrated class scores, averaged over the test-time views when :attr:`tta` is set."""
         if self.tta == "none":
             return self.forward_logits(crops, batch_size)
-        return np.mean([self.forward_logits(v, batch_size) for v in test_time_views(crops, self.tta)], axis=0)
+        return np.mean([self.forward_logits(v, batch_size) for v in tta_crops(crops, self.tta)], axis=0)
 
     def logits(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class scores with the calibration (if any) applied, shape (N, classes)."""
