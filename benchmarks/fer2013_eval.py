@@ -28,8 +28,9 @@ def main() -> None:
     ap.add_argument("--tta", nargs="+", default=["none", "flip", "flip_shift"], help="test-time augmentation modes")
     args = ap.parse_args()
     blocks = []
+    models = {c: load_model(args.model, calibration=c) for c in (False, True)}  # loaded (and hash-checked) once
     for tta, calibration in ((t, c) for t in args.tta for c in (False, True)):
-        model = load_model(args.model, calibration=calibration)
+        model = models[calibration]
         if calibration and model.calibration is None:
             continue
         model.tta = tta

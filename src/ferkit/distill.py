@@ -10,6 +10,7 @@ ten forward passes per step). Needs the ``train`` extra (torch).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from ferkit.checkpoints import load_checkpoint
 from ferkit.errors import InputError
 from ferkit.export import model_from_checkpoint
+from ferkit.models import tta_plan
 from ferkit.train_config import RunConfig
 
 
@@ -30,15 +32,12 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
 
 
 def tta_views(x: torch.Tensor, views: str, shift: int = 2) -> list[torch.Tensor]:
-    """Test-time views of an NCHW batch: ``none`` (x), ``flip`` (x and its mirror) or ``flip_shift`` (those plus
-    circular shifts by ``shift`` px left/right/up/down, each with its mirror)."""
-    out = [x]
-    if views in ("flip", "flip_shift"):
-        out.append(x.flip(3))
-    if views == "flip_shift":
-        for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
-            moved = torch.roll(x, (dy, dx), (2, 3))
-            out += [moved, moved.flip(3)]
+    """Test-time views of an NCHW batch, as :func:`ferkit.models.tta_plan` lists them (``none``, ``flip`` or
+    ``flip_shift``)."""
+    out = []
+    for dy, dx, mirrored in tta_plan(views, shift):
+        v = torch.roll(x, (dy, dx), (2, 3)) if dy or dx else x
+        out.append(v.flip(3) if mirrored else v)
     return out
 
 
@@ -67,7 +66,9 @@ class Teacher:
         views = tta_views(x, self.views, self.shift)
         return torch.stack([self.model(v)[0].float() for v in views]).mean(0)
 
-    def table(self, x: torch.Tensor, normalise, batch: int = 512) -> torch.Tensor:
+    def table(
+        self, x: torch.Tensor, normalise: Callable[[torch.Tensor], torch.Tensor], batch: int = 512
+    ) -> torch.Tensor:
         """Offline targets: teacher logits of every image of a uint8 NCHW tensor (on the CPU, in order)."""
         out = [
             self.logits(normalise(x[i : i + batch].to(self.device)).contiguous(memory_format=torch.channels_last))

@@ -74,19 +74,24 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 TTA_MODES = ("none", "flip", "flip_shift")
 
 
-def tta_crops(crops: np.ndarray, mode: str = "flip", shift: int = 2) -> list[np.ndarray]:
-    """Views of uint8 crops (N, S, S[, 3]) whose scores are averaged: ``none`` (the crops), ``flip`` (and their
-    mirrors) or ``flip_shift`` (also circular shifts by ``shift`` px left/right/up/down, each mirrored: ten views)."""
+def tta_plan(mode: str, shift: int = 2) -> list[tuple[int, int, bool]]:
+    """The views of a test-time augmentation mode as ``(dy, dx, mirrored)``: ``none`` (the image), ``flip`` (and
+    its mirror) or ``flip_shift`` (also circular shifts by ``shift`` px right/left/down/up, each mirrored: ten
+    views). The numpy path (:func:`tta_crops`) and the training teacher (``ferkit.distill``) both follow it."""
     if mode not in TTA_MODES:
         raise ModelError(f"unknown test-time augmentation {mode!r} (known: {', '.join(TTA_MODES)})")
-    views = [crops]
-    if mode != "none":
-        views.append(crops[:, :, ::-1])
-    if mode == "flip_shift":
-        for dy, dx in ((0, shift), (0, -shift), (shift, 0), (-shift, 0)):
-            moved = np.roll(crops, (dy, dx), (1, 2))
-            views += [moved, moved[:, :, ::-1]]
-    return [np.ascontiguousarray(v) for v in views]
+    shifts = [(0, 0)] + ([(0, shift), (0, -shift), (shift, 0), (-shift, 0)] if mode == "flip_shift" else [])
+    mirrors = (False,) if mode == "none" else (False, True)
+    return [(dy, dx, m) for dy, dx in shifts for m in mirrors]
+
+
+def tta_crops(crops: np.ndarray, mode: str = "flip", shift: int = 2) -> list[np.ndarray]:
+    """Views of uint8 crops (N, S, S[, 3]) whose scores are averaged, as :func:`tta_plan` lists them."""
+    views = []
+    for dy, dx, mirrored in tta_plan(mode, shift):
+        v = np.roll(crops, (dy, dx), (1, 2)) if dy or dx else crops
+        views.append(np.ascontiguousarray(v[:, :, ::-1] if mirrored else v))
+    return views
 
 
 def set_tta(models: Iterable[EmotionModel], mode: str) -> None:

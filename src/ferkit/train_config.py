@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit.errors import InputError
+from ferkit.models import TTA_MODES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +37,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "imbalance.class_weights": ("none", "inverse", "effective"),
     "imbalance.loss": ("ce", "focal"),
     "device": ("auto", "cpu", "cuda"),
-    "distill.views": ("none", "flip", "flip_shift"),
+    "distill.views": TTA_MODES,
 }
 
 
