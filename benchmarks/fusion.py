@@ -31,7 +31,7 @@ DATA = HERE.parent.parent / "shared" / "data"
 def video_fps(models: list[str], video: Path, fusion: str | None) -> float:
     from ferkit.pipeline import AnalyzeOptions, ModelSetup, make_analyzer
 
-    analyzer = make_analyzer(ModelSetup(models, fusion=fusion), AnalyzeOptions(fps=None))
+    analyzer = make_analyzer(ModelSetup(models, fusion=fusion, tta="none"), AnalyzeOptions(fps=None))
     list(analyzer.iter_records([video]))  # warm-up
     t0 = time.perf_counter()
     n = len({r.frame_index for r in analyzer.iter_records([video])})

@@ -91,10 +91,40 @@ def test_flip_tta_averages_the_mirror_view(tmp_path: Path) -> None:
     np.testing.assert_allclose(m.raw_logits(mirrored), flip, atol=1e-4)  # ... the flip-averaged scores are
     views = tta_crops(crops, "flip_shift", 2)
     assert len(views) == 10 and np.array_equal(views[2][:, :, 2:], crops[:, :, :-2])
-    with pytest.raises(InputError, match="--tta: 'rotate' is not one of none, flip, flip_shift"):
+    with pytest.raises(InputError, match="--tta: 'rotate' is not one of none, flip, flip_shift, auto"):
         set_tta([m], "rotate")
     for p in fer_files("test", 3):
         (tmp_path / p.parent.name).mkdir(exist_ok=True)
         shutil.copy(p, tmp_path / p.parent.name / p.name)
     block = evaluate(tmp_path, "ferkit", crops=True, tta="flip")["results"][0]
     assert block["protocol"]["tta"] == "flip" and block["n"] == 21
+
+
+def test_auto_tta_flips_stills_and_leaves_video_single_pass(tmp_path: Path) -> None:
+    """The default ``--tta auto``: images (and crops) get the flip average, video frames one pass, in one run."""
+    from conftest import VIDEO
+
+    import ferkit
+    from ferkit.models import resolve_tta
+
+    assert [resolve_tta("auto", v) for v in (False, True)] == ["flip", "none"]
+    assert resolve_tta("flip_shift", True) == "flip_shift"
+    img = tmp_path / "face.png"
+    shutil.copy(fer_files("test", 1, ["fear"])[0], img)
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(VIDEO, clip)
+
+    def probs(tta: str) -> dict[str, list[dict]]:
+        recs = ferkit.analyze([img, clip], fps=1, crops=True, tta=tta)
+        by: dict[str, list[dict]] = {}
+        for r in recs:
+            by.setdefault(Path(r["source"]).name, []).append(r["probabilities"])
+        return by
+
+    auto, flip, none = probs("auto"), probs("flip"), probs("none")
+    assert len(auto["clip.mp4"]) >= 15 and auto["face.png"] == flip["face.png"] != none["face.png"]
+    assert auto["clip.mp4"] == none["clip.mp4"] != flip["clip.mp4"]
+    for p in fer_files("test", 3):
+        (tmp_path / "set" / p.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, tmp_path / "set" / p.parent.name / p.name)
+    assert ferkit.evaluate(tmp_path / "set", crops=True)["results"][0]["protocol"]["tta"] == "flip"

@@ -57,6 +57,13 @@ def test_video_one_face_timestamps_and_ids() -> None:
     assert len(df) == 78
 
 
+def test_records_do_not_depend_on_batching_or_workers() -> None:
+    """Batches scored in parallel worker threads come back in frame order with the same values."""
+    serial = ferkit.analyze(VIDEO, fps=10, batch_frames=32, model_workers=1)
+    parallel = ferkit.analyze(VIDEO, fps=10, batch_frames=5, model_workers=3)
+    assert len(serial) == len(parallel) > 140 and serial == parallel
+
+
 def test_video_two_faces_stable_ids(two_face_video: Path) -> None:
     recs = valid(ferkit.analyze(two_face_video, fps=None))
     by_frame: dict[int, list[dict]] = {}

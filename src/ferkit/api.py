@@ -145,7 +145,7 @@ def analyze(
     gate: ModelArg | None = None,
     gate_class: str | None = None,
     gate_threshold: float = 0.5,
-    tta: str = "none",
+    tta: str = "auto",
     **options: Any,
 ) -> list[dict[str, Any]] | Any:
     """Analyse images, folders or videos; returns records (dicts) or a DataFrame.
@@ -153,8 +153,9 @@ def analyze(
     With ``output`` the records are also written there (as ``ferkit analyze --output``). Files named explicitly
     must be readable (``InputError``); bad files inside folders are skipped. ``model`` may be a list (first =
     primary); ``fusion``, ``reliability`` and ``gate``/``gate_class``/``gate_threshold``: see :func:`run_analysis`.
-    ``tta``: test-time augmentation of the models (``none``, ``flip``, ``flip_shift``; see
-    :func:`ferkit.models.tta_crops`). Extra keyword arguments go to :class:`~ferkit.pipeline.AnalyzeOptions`.
+    ``tta``: test-time augmentation of the models (``none``, ``flip``, ``flip_shift``, or ``auto``: flip for images,
+    none for video; see :func:`ferkit.models.resolve_tta`). Extra keyword arguments go to
+    :class:`~ferkit.pipeline.AnalyzeOptions`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -182,16 +183,17 @@ def evaluate(
     crops: bool = False,
     progress: Callable[[EmotionModel, Path], Callable[[int], None] | None] | None = None,
     calibration: bool | str | Path = True,
-    tta: str | None = None,
+    tta: str | None = "auto",
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Score each model on each ``<class>/<image>`` dataset; returns the report (one block per pair).
 
     ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
-    ``calibration`` applies to every model named by string; ``tta`` (``none``, ``flip``, ``flip_shift``) sets every
-    model's test-time augmentation (``None``: leave it as it is); ``split="validation"`` (a keyword for
-    :func:`ferkit.evaluation.evaluate`) scores only the validation images listed by the first model whose card has
-    such a list, for every model (so models can be compared, or reliabilities measured, on the same images).
+    ``calibration`` applies to every model named by string; ``tta`` (``none``, ``flip``, ``flip_shift``; ``auto``
+    = flip, as these are stills) sets every model's test-time augmentation (``None``: leave it as it is);
+    ``split="validation"`` (a keyword for :func:`ferkit.evaluation.evaluate`) scores only the validation images
+    listed by the first model whose card has such a list, for every model (so models can be compared, or
+    reliabilities measured, on the same images).
     """
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
     models = [

@@ -45,8 +45,9 @@ def _calibration(calibration: Path | None, no_calibration: bool, models: int = 1
 
 CALIBRATION_HELP = "Calibration file (per-class biases + temperature) to apply instead of the model folder's own."
 TTA_HELP = (
-    "Test-time augmentation: none, flip (average with the mirror image: 2× model compute, +0.9 points FER2013 test "
-    "accuracy) or flip_shift (10 views)."
+    "Test-time augmentation: none, flip (average with the mirror image: 2x model compute, +0.9 points FER2013 test "
+    "accuracy), flip_shift (10 views) or auto (flip for images and crops, none for video, whose timeline smoothing "
+    "already averages neighbouring frames)."
 )
 NO_CALIBRATION_HELP = "Use raw model scores: ignore the model folder's calibration.json."
 
@@ -99,7 +100,7 @@ def analyze(
     resume: bool = typer.Option(False, help="Continue an interrupted run: keep written records, skip their frames."),
     calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
-    tta: str = typer.Option("none", help=TTA_HELP),
+    tta: str = typer.Option("auto", help=TTA_HELP),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.api import run_analysis
@@ -147,7 +148,7 @@ def evaluate(
     ),
     calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
-    tta: str = typer.Option("none", help=TTA_HELP),
+    tta: str = typer.Option("auto", help=TTA_HELP),
 ) -> None:
     """Score models on labelled folders: accuracy, balanced accuracy, F1, per-class metrics, confusion, ECE."""
     from ferkit.api import evaluate as evaluate_all
@@ -162,7 +163,7 @@ def evaluate(
             task = bar.add_task(f"{m.name} on {d.name}", total=None)
             return lambda n: bar.advance(task, n)
 
-        doc = evaluate_all(datasets, models, crops, progress=bar_for, detector=detector, split=split)
+        doc = evaluate_all(datasets, models, crops, progress=bar_for, tta=None, detector=detector, split=split)
     blocks = doc["results"]
     table = Table("model", "dataset", "n", "accuracy", "bal. acc.", "macro-F1", "ECE", "misses")
     for b in blocks:

@@ -38,9 +38,10 @@ class Face:
 
     def transformed(self, m: np.ndarray) -> Face:
         """This face moved by a 2×3 similarity transform (keypoints exactly, the box about its centre)."""
-        kp = {k: tuple(float(v) for v in m @ np.array([x, y, 1.0])) for k, (x, y) in self.keypoints.items()}
         x, y, w, h = self.box
-        cx, cy = m @ np.array([x + w / 2, y + h / 2, 1.0])
+        pts = np.array([*self.keypoints.values(), (x + w / 2, y + h / 2)], np.float64) @ m[:, :2].T + m[:, 2]
+        kp = {k: (float(px), float(py)) for k, (px, py) in zip(self.keypoints, pts[:-1].tolist(), strict=True)}
+        cx, cy = pts[-1]
         s = float(np.hypot(m[0, 0], m[1, 0]))
         return Face((cx - w * s / 2, cy - h * s / 2, w * s, h * s), self.score, kp)
 

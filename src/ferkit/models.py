@@ -94,12 +94,29 @@ def tta_crops(crops: np.ndarray, mode: str = "flip", shift: int = 2) -> list[np.
     return views
 
 
-def set_tta(models: Iterable[EmotionModel], mode: str) -> None:
-    """Give every model the test-time augmentation ``mode``; ``InputError`` for an unknown mode."""
-    if mode not in TTA_MODES:
-        raise InputError(f"--tta: {mode!r} is not one of {', '.join(TTA_MODES)}")
+#: What ``--tta`` accepts: a mode of :data:`TTA_MODES`, or ``auto`` (see :func:`resolve_tta`).
+TTA_CHOICES = (*TTA_MODES, "auto")
+
+
+def resolve_tta(mode: str, video: bool = False) -> str:
+    """The mode of :data:`TTA_MODES` that ``--tta mode`` means for a still image (or crop) or for video frames.
+
+    ``auto`` is ``flip`` for stills and ``none`` for video: a still has no neighbours to average with, while video
+    frames are already averaged over time by the timeline smoother, and every-frame video analysis needs the
+    single pass's speed. ``InputError`` for an unknown mode."""
+    if mode not in TTA_CHOICES:
+        raise InputError(f"--tta: {mode!r} is not one of {', '.join(TTA_CHOICES)}")
+    if mode == "auto":
+        return "none" if video else "flip"
+    return mode
+
+
+def set_tta(models: Iterable[EmotionModel], mode: str, video: bool = False) -> None:
+    """Give every model the test-time augmentation ``mode`` (``auto`` resolved for ``video`` or stills by
+    :func:`resolve_tta`); ``InputError`` for an unknown mode."""
+    resolved = resolve_tta(mode, video)
     for m in models:
-        m.tta = mode
+        m.tta = resolved
 
 
 class EmotionModel:

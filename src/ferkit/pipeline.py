@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,13 +16,13 @@ from ferkit.ensemble import CropKind, Ensemble, FaceScores
 from ferkit.errors import InputError
 from ferkit.faces import Detector, Face, create_detector
 from ferkit.fusion import load_reliability
-from ferkit.models import EmotionModel, load_model, set_tta
+from ferkit.models import EmotionModel, load_model, resolve_tta, set_tta
 from ferkit.records import SENTIMENT, FaceRecord
 from ferkit.timeline import Smoother
 from ferkit.tracking import FaceTracker
 from ferkit.video import VIDEO_SUFFIXES, Frame, image_frame, is_video, iter_video
 
-#: onnxruntime threads for analysis: the model runs in a worker thread beside decoding and tracking, and one
+#: onnxruntime threads for analysis: the model runs in worker threads beside decoding and tracking, and one
 #: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
 ANALYSIS_THREADS = 1
 
@@ -37,7 +38,8 @@ class AnalyzeOptions:
     detector: str = "blazeface"
     detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
     template: str = "fer"
-    batch_frames: int = 32  # small batches: the model worker starts sooner and the unoverlapped last batch is short
+    batch_frames: int = 16  # small batches: the model workers start sooner and the unoverlapped last batch is short
+    model_workers: int = 2  # batches scored at once in worker threads (one-thread onnxruntime each): one per core
     tau: float = 0.5
     margin: float = 0.1
     k: int = 3
@@ -72,7 +74,9 @@ class Analyzer:
 
     ``models``: one model or a list (the first is the primary); ``fusion``/``reliability`` combine several, and a
     binary ``gate`` model with ``gate_class``/``gate_threshold`` withholds the emotion of faces it scores below the
-    threshold (see :mod:`ferkit.ensemble`).
+    threshold (see :mod:`ferkit.ensemble`). ``tta``: a ``--tta`` choice applied to the models per source (``auto``
+    resolves to flip for images and none for video, see :func:`ferkit.models.resolve_tta`); ``None`` leaves the
+    models' own :attr:`~ferkit.models.EmotionModel.tta`.
     """
 
     models: EmotionModel | Sequence[EmotionModel]
@@ -82,6 +86,7 @@ class Analyzer:
     gate: EmotionModel | None = None
     gate_class: str | None = None
     gate_threshold: float = 0.5
+    tta: str | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files that failed
     warnings: list[str] = field(default_factory=list)
     _detector: Detector | None = None
@@ -90,6 +95,8 @@ class Analyzer:
         models = [self.models] if isinstance(self.models, EmotionModel) else list(self.models)
         self.ensemble = Ensemble(models, self.fusion, self.reliability, self.gate, self.gate_class, self.gate_threshold)
         self.models = self.ensemble.models
+        if self.tta is not None:
+            resolve_tta(self.tta)  # an unknown mode fails here, before any work
 
     @property
     def model(self) -> EmotionModel:
@@ -132,28 +139,32 @@ class Analyzer:
     def iter_source(self, path: Path, start_after: int = -1) -> Iterator[FaceRecord]:
         """Records of one image or video; frames with index ≤ ``start_after`` are skipped (resume)."""
         path = Path(path)
-        if is_video(path):
-            frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings)
-        else:
-            frames = [image_frame(path)]
+        video = is_video(path)
+        if self.tta is not None:
+            set_tta(self.models, self.tta, video)
+        frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings) if video else [image_frame(path)]
         tracker = None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
         smoother = Smoother(self.options.tau, self.options.margin, self.options.k)
         batch: list[_Pending] = []
-        # The model runs on one batch in a worker thread while this thread decodes and tracks the next one
-        # (onnxruntime releases the GIL), so the two cores are both busy on video.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            running: tuple[list[_Pending], Future[list[FaceScores]]] | None = None
+        # The model scores batches in worker threads while this thread decodes and tracks the next one
+        # (onnxruntime releases the GIL), so both cores stay busy on video; records come out in frame order.
+        workers = self.options.model_workers
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            running: deque[tuple[list[_Pending], Future[list[FaceScores]]]] = deque()
             for frame in frames:
                 if frame.index <= start_after:  # already written by an interrupted run
                     continue
                 batch.append(self._faces(frame, tracker))
                 if len(batch) >= self.options.batch_frames:
-                    if running is not None:
-                        yield from self._records(str(path), running[0], running[1].result(), smoother)
-                    running, batch = (batch, pool.submit(self._probs, batch)), []
-            last = self._probs(batch)  # the last, partial batch runs here while the worker finishes the one before
-            if running is not None:
-                yield from self._records(str(path), running[0], running[1].result(), smoother)
+                    if len(running) >= workers:
+                        done, fut = running.popleft()
+                        yield from self._records(str(path), done, fut.result(), smoother)
+                    running.append((batch, pool.submit(self._probs, batch)))
+                    batch = []
+            last = self._probs(batch)  # the last, partial batch runs here while the workers finish theirs
+            while running:
+                done, fut = running.popleft()
+                yield from self._records(str(path), done, fut.result(), smoother)
         yield from self._records(str(path), batch, last, smoother)
 
     def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
@@ -254,7 +265,7 @@ class ModelSetup:
     gate: ModelArg | None = None
     gate_class: str | None = None
     gate_threshold: float = 0.5
-    tta: str = "none"  # test-time augmentation of the emotion models (none, flip, flip_shift); not of the gate
+    tta: str = "auto"  # test-time augmentation of the emotion models (none, flip, flip_shift, auto); not of the gate
 
 
 def make_analyzer(
@@ -263,7 +274,6 @@ def make_analyzer(
     """An :class:`Analyzer` with its models (and gate) loaded and the combination checked."""
     s = setup if isinstance(setup, ModelSetup) else ModelSetup(setup)
     models = _models(s.model, s.calibration)
-    set_tta(models, s.tta)
     gate_model = None
     if s.gate is not None:
         gate_model = _load(s.gate, s.calibration if isinstance(s.calibration, bool) else True)
@@ -275,4 +285,5 @@ def make_analyzer(
         gate_model,
         s.gate_class,
         s.gate_threshold,
+        s.tta,
     )
