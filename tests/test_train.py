@@ -141,6 +141,8 @@ def test_short_run_beats_chance_exports_and_tracks(tmp_path: Path) -> None:
             str(run / "model"),
             "--report",
             str(rep),
+            "--tta",
+            "none",  # the card's figure is one pass; evaluate's default (auto) adds the mirror view for stills
         ],
         capture_output=True,
         text=True,
