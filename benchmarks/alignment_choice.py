@@ -6,7 +6,11 @@ of their size with replicated edges, upscaled 4×, so the detector must find and
 - ``tight``: BlazeFace + alignment onto an ArcFace-like tighter template,
 - ``box``: BlazeFace box only, the box-based crop used when a detector gives no keypoints (Haar).
 
-    python benchmarks/alignment_choice.py [--per-class 150]
+    python benchmarks/alignment_choice.py [--per-class 150] [--tta auto|none|flip|flip_shift] [--rotate DEG]
+
+``--tta`` as in ``ferkit analyze`` (default ``auto``: flip, these being stills). ``--rotate DEG`` also turns each
+photo by a random angle in [-DEG, DEG] (seeded), as heads roll in real photos: the box framing cannot undo it,
+keypoint alignment can.
 
 Results: printed + benchmarks/results/alignment_choice.json.
 """
@@ -23,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from ferkit.align import align_box, align_keypoints, resize_crop
 from ferkit.faces import create_detector
-from ferkit.models import load_model
+from ferkit.models import TTA_CHOICES, load_model, set_tta
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "fer2013" / "test"
@@ -34,13 +38,17 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--per-class", type=int, default=150, help="images per class (sorted order), 0 = all")
     ap.add_argument("--model", default="ferkit")
+    ap.add_argument("--tta", default="auto", choices=TTA_CHOICES, help="test-time augmentation (auto = flip)")
+    ap.add_argument("--rotate", type=float, default=0.0, help="random in-plane rotation of each photo, degrees")
     ap.add_argument("--write-card", action="store_true", help="record the result in the model's card.json")
     args = ap.parse_args()
     model = load_model(args.model)
+    set_tta([model], args.tta)
     det = create_detector("blazeface")
     size = model.input_size
     crops: dict[str, list[np.ndarray | None]] = {k: [] for k in ("crops", "fer", "tight", "box")}
     truth = []
+    rng = np.random.default_rng(0)
     for cdir in sorted(Path(args.data).iterdir()):
         files = sorted(cdir.iterdir())
         for p in files[: args.per_class or None]:
@@ -53,6 +61,10 @@ def main() -> None:
                 fy=4,
                 interpolation=cv2.INTER_CUBIC,
             )
+            if args.rotate:
+                h, w = photo.shape
+                turn = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-args.rotate, args.rotate)), 1.0)
+                photo = cv2.warpAffine(photo, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             faces = det.detect(cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB))
             truth.append(cdir.name)
             crops["crops"].append(resize_crop(gray, size))
@@ -76,32 +88,28 @@ def main() -> None:
             f"{name:6s} accuracy {results[name]['accuracy']:.4f}  macro-F1 {results[name]['macro_f1']:.4f}  "
             f"misses {results[name]['misses']}/{len(items)}"
         )
+    suffix = f"_rotate{args.rotate:g}" if args.rotate else ""
+    command = f"python benchmarks/alignment_choice.py --per-class {args.per_class} --tta {args.tta}" + (
+        f" --rotate {args.rotate:g}" if args.rotate else ""
+    )
+    subset = f"first {args.per_class} images per class" if args.per_class else "all images"
+    doc = {
+        "protocol": f"FER2013 test, {subset}, padded by 1/4 (edge replication) and upscaled 4x"
+        + (f", turned by a random angle in [-{args.rotate:g}, {args.rotate:g}] degrees" if args.rotate else "")
+        + f", then BlazeFace + alignment at the model's input size; calibrated, tta {model.tta}",
+        "results": results,
+        "chosen": "fer",
+        "best_by_macro_f1": max(("fer", "tight", "box"), key=lambda k: results[k]["macro_f1"]),
+        "command": command + " --write-card",
+    }
     if args.write_card:
         card_path = model.folder / "card.json"
         card = json.loads(card_path.read_text())
-        best = max(("fer", "tight", "box"), key=lambda k: results[k]["macro_f1"])
-        card["alignment_choice"] = {
-            "protocol": f"FER2013 test, first {args.per_class} images per class, padded by 1/4 (edge replication) "
-            "and upscaled 4x, then BlazeFace + alignment at the model's input size",
-            "results": results,
-            "chosen": "fer",
-            "best_by_macro_f1": best,
-            "command": "python benchmarks/alignment_choice.py --write-card",
-        }
-        card_path.write_text(json.dumps(card, indent=1))
-    out = HERE / "results" / "alignment_choice.json"
+        card["alignment_choice" + suffix] = doc
+        card_path.write_text(json.dumps(card, indent=1) + "\n")
+    out = HERE / "results" / f"alignment_choice{suffix}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "command": "python benchmarks/alignment_choice.py",
-                "model": model.name,
-                "per_class": args.per_class,
-                "results": results,
-            },
-            indent=1,
-        )
-    )
+    out.write_text(json.dumps({"model": model.name, "per_class": args.per_class, **doc, "command": command}, indent=1))
     print(out)
 
 
