@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jsonschema
@@ -119,3 +120,24 @@ def test_explicit_bad_file_raises_in_api(tmp_path: Path) -> None:
     bad.write_bytes(b"nope")
     with pytest.raises(InputError, match="not an image"):
         ferkit.analyze(bad)
+
+
+def test_stills_share_batches_in_input_order(tmp_path: Path, crops_folder: Path) -> None:
+    """Consecutive images are scored in shared batches (as video frames are) without changing any record; a bad
+    file named explicitly stops the run after the images before it are written."""
+    from ferkit.errors import InputError
+
+    images = [p for p in sorted(crops_folder.glob("*.jpg")) if p.name != "broken.jpg"][:9]
+    mixed = [*images[:4], VIDEO, *images[4:]]
+    one_by_one = ferkit.analyze(mixed, fps=1, crops=True, batch_frames=1, model_workers=1)
+    batched = ferkit.analyze(mixed, fps=1, crops=True, batch_frames=3, model_workers=2)
+    assert one_by_one == batched
+    assert [Path(r["source"]).name for r in batched if r["timestamp"] is None] == [p.name for p in images]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match=r"bad\.jpg"):
+        ferkit.analyze([*images[:5], bad, images[5]], output=out, crops=True, batch_frames=2)
+    assert [Path(json.loads(line)["source"]).name for line in out.read_text().splitlines()] == [
+        p.name for p in images[:5]
+    ]

@@ -125,14 +125,25 @@ class Analyzer:
         """Records of every source in order.
 
         A bad file raises ``InputError`` when it is in ``strict`` (named explicitly), else it is skipped and listed
-        in ``skipped``. ``start_after`` maps a source to the last frame index already written (resume).
+        in ``skipped``. ``start_after`` maps a source to the last frame index already written (resume). Runs of
+        consecutive still images are scored in shared batches, like the frames of a video.
         """
         strict = {Path(p) for p in strict}
-        for src in sources:
+        start_after = start_after or {}
+        stills: list[Path] = []
+        for src in [*map(Path, sources), None]:
+            if src is not None and not is_video(src):
+                stills.append(src)
+                continue
+            if stills:
+                yield from self._iter_stills(stills, strict, start_after)
+                stills = []
+            if src is None:
+                break
             try:
-                yield from self.iter_source(src, (start_after or {}).get(str(src), -1))
+                yield from self.iter_source(src, start_after.get(str(src), -1))
             except InputError as e:
-                if Path(src) in strict:
+                if src in strict:
                     raise
                 self.skipped.append((str(src), str(e)))
 
@@ -143,29 +154,68 @@ class Analyzer:
         if self.tta is not None:
             set_tta(self.models, self.tta, video)
         frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings) if video else [image_frame(path)]
-        tracker = None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
+        tracker = self._tracker()
         smoother = Smoother(self.options.tau, self.options.margin, self.options.k)
-        batch: list[_Pending] = []
-        # The model scores batches in worker threads while this thread decodes and tracks the next one
-        # (onnxruntime releases the GIL), so both cores stay busy on video; records come out in frame order.
-        workers = self.options.model_workers
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            running: deque[tuple[list[_Pending], Future[list[FaceScores]]]] = deque()
-            for frame in frames:
-                if frame.index <= start_after:  # already written by an interrupted run
+        pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
+        for _, p, scores in self._scored(pending):
+            yield from self._records(str(path), [p], scores, smoother)
+
+    def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
+        """Records of still images, read and detected here while the workers score earlier ones in batches."""
+        if self.tta is not None:
+            set_tta(self.models, self.tta, video=False)
+        failed: list[InputError] = []
+
+        def pending() -> Iterator[tuple[Path, _Pending]]:
+            for path in paths:
+                if start_after.get(str(path), -1) >= 0:  # written by an interrupted run
                     continue
-                batch.append(self._faces(frame, tracker))
+                try:
+                    yield path, self._faces(image_frame(path), self._tracker())
+                except InputError as e:
+                    if path in strict:  # stop reading; what is already being scored is still written
+                        failed.append(e)
+                        return
+                    self.skipped.append((str(path), str(e)))
+
+        for path, p, scores in self._scored(pending()):
+            yield from self._records(
+                str(path), [p], scores, Smoother(self.options.tau, self.options.margin, self.options.k)
+            )
+        if failed:
+            raise failed[0]
+
+    def _scored(self, items: Iterable[tuple[Path, _Pending]]) -> Iterator[tuple[Path, _Pending, list[FaceScores]]]:
+        """Score pending frames in batches of ``batch_frames`` on ``model_workers`` threads while the caller's
+        iterator decodes and detects the next ones (onnxruntime releases the GIL, so both cores stay busy); yields
+        ``(source, pending, its faces' scores)`` in input order."""
+        workers = self.options.model_workers
+
+        def split(batch: list[tuple[Path, _Pending]], scores: list[FaceScores]):
+            i = 0
+            for src, p in batch:
+                yield src, p, scores[i : i + len(p.faces)]
+                i += len(p.faces)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            running: deque[tuple[list[tuple[Path, _Pending]], Future[list[FaceScores]]]] = deque()
+            batch: list[tuple[Path, _Pending]] = []
+            for item in items:
+                batch.append(item)
                 if len(batch) >= self.options.batch_frames:
                     if len(running) >= workers:
                         done, fut = running.popleft()
-                        yield from self._records(str(path), done, fut.result(), smoother)
-                    running.append((batch, pool.submit(self._probs, batch)))
+                        yield from split(done, fut.result())
+                    running.append((batch, pool.submit(self._probs, [p for _, p in batch])))
                     batch = []
-            last = self._probs(batch)  # the last, partial batch runs here while the workers finish theirs
+            last = self._probs([p for _, p in batch])  # the last, partial batch runs here beside the workers
             while running:
                 done, fut = running.popleft()
-                yield from self._records(str(path), done, fut.result(), smoother)
-        yield from self._records(str(path), batch, last, smoother)
+                yield from split(done, fut.result())
+        yield from split(batch, last)
+
+    def _tracker(self) -> FaceTracker | None:
+        return None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
 
     def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
         kinds = self.ensemble.crop_kinds
