@@ -46,8 +46,8 @@ def _calibration(calibration: Path | None, no_calibration: bool, models: int = 1
 CALIBRATION_HELP = "Calibration file (per-class biases + temperature) to apply instead of the model folder's own."
 TTA_HELP = (
     "Test-time augmentation: none, flip (average with the mirror image: 2x model compute, +0.9 points FER2013 test "
-    "accuracy), flip_shift (10 views) or auto (flip for images and crops, none for video, whose timeline smoothing "
-    "already averages neighbouring frames)."
+    "accuracy), flip_shift (10 views) or auto (flip for images and crops, none for video, to keep every-frame "
+    "analysis fast)."
 )
 NO_CALIBRATION_HELP = "Use raw model scores: ignore the model folder's calibration.json."
 

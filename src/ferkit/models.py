@@ -101,9 +101,9 @@ TTA_CHOICES = (*TTA_MODES, "auto")
 def resolve_tta(mode: str, video: bool = False) -> str:
     """The mode of :data:`TTA_MODES` that ``--tta mode`` means for a still image (or crop) or for video frames.
 
-    ``auto`` is ``flip`` for stills and ``none`` for video: a still has no neighbours to average with, while video
-    frames are already averaged over time by the timeline smoother, and every-frame video analysis needs the
-    single pass's speed. ``InputError`` for an unknown mode."""
+    ``auto`` is ``flip`` for stills and ``none`` for video: the mirror view costs a second model pass, cheap for
+    photos and crops but a third of the frame rate of every-frame video analysis, where the timeline smoother
+    averages over neighbouring frames instead. ``InputError`` for an unknown mode."""
     if mode not in TTA_CHOICES:
         raise InputError(f"--tta: {mode!r} is not one of {', '.join(TTA_CHOICES)}")
     if mode == "auto":
