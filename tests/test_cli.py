@@ -72,7 +72,9 @@ def test_bad_inputs_one_line_errors(tmp_path: Path, make, needle: str) -> None:
 def test_huge_image_refused(tmp_path: Path) -> None:
     big = tmp_path / "huge.png"
     cv2.imwrite(str(big), np.zeros((10_001, 10_001), np.uint8))
-    assert_clean_error(ferkit("analyze", big, cwd=tmp_path), "too large")
+    res = ferkit("analyze", big, cwd=tmp_path)
+    assert_clean_error(res, "huge.png: image too large")
+    assert "corrupt" not in res.stderr and res.stderr.count("huge.png") == 1
 
 
 def test_bad_options(tmp_path: Path) -> None:
@@ -138,6 +140,7 @@ def test_evaluate_report_keys_aliases_and_misses(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     res = ferkit("evaluate", data, "--report", report, "--out-dir", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr  # a dataset with 2 of 7 classes is normal, not a library warning
     (block,) = json.loads(report.read_text())["results"]
     assert {"n", "accuracy", "macro_f1", "misses", "per_class", "confusion_matrix"} <= set(block)
     assert {"balanced_accuracy", "weighted_f1", "ece", "reliability", "protocol"} <= set(block)
@@ -181,3 +184,19 @@ def test_unknown_tta_is_a_clean_error(tmp_path: Path) -> None:
     img = next((FER / "test" / "happy").iterdir())
     assert_clean_error(ferkit("analyze", img, "--crops", "--tta", "rotate", cwd=tmp_path), "--tta: 'rotate'")
     assert_clean_error(ferkit("evaluate", FER / "test", "--crops", "--tta", "x", cwd=tmp_path), "--tta: 'x'")
+
+
+def test_every_data_file_ships_in_the_wheel() -> None:
+    """`pip install .` (not only the editable install the scripts use) must carry the bundled models, schemas,
+    taxonomies and the demo's sample photo: each non-Python file of the package matches a package-data pattern."""
+    import fnmatch
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    patterns = re.findall(r'"([^"]+)"', re.search(r"ferkit = \[(.*?)\]", section).group(1))
+    pkg = root / "src" / "ferkit"
+    data = [p for p in pkg.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert any(p.name == "astronaut.jpg" for p in data) and "samples/*" in patterns
+    missing = [str(p) for p in data if not any(fnmatch.fnmatch(str(p.relative_to(pkg)), pat) for pat in patterns)]
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"

@@ -8,6 +8,7 @@ datasets add blocks without changing keys.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ def predict_dataset(
 def metrics_block(pred: Predictions, classes: list[str]) -> dict:
     """The report keys for one model × dataset: misses count as errors for accuracy and recall."""
     present = [c for c in classes if c in set(pred.y_true)]
+    with warnings.catch_warnings():  # a dataset lacking some classes is normal here, and reported per class
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(pred.y_true, pred.y_pred))
     p, r, f, s = precision_recall_fscore_support(pred.y_true, pred.y_pred, labels=present, zero_division=0)
     cm = confusion_matrix(pred.y_true, pred.y_pred, labels=classes)
     return {
@@ -130,7 +134,7 @@ def metrics_block(pred: Predictions, classes: list[str]) -> dict:
         "confusion_matrix": {"labels": classes, "matrix": cm.tolist()},
         "skipped_classes": pred.skipped_classes,
         "unreadable": len(pred.unreadable),
-        "balanced_accuracy": float(balanced_accuracy_score(pred.y_true, pred.y_pred)),
+        "balanced_accuracy": balanced,
         "weighted_f1": float(f1_score(pred.y_true, pred.y_pred, labels=present, average="weighted", zero_division=0)),
         **_calibration_metrics(pred, classes),
     }

@@ -91,6 +91,8 @@ def read_image(path: Path) -> np.ndarray:
                 )
             im.load()
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos: honour EXIF rotation
+    except InputError:  # our own refusal (too large) is a ValueError too: pass it on as it is
+        raise
     except UnidentifiedImageError as e:
         raise InputError(f"{path}: not an image file") from e
     except Image.DecompressionBombError as e:
