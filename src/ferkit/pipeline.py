@@ -191,7 +191,9 @@ class Analyzer:
         ``(source, pending, its faces' scores)`` in input order."""
         workers = self.options.model_workers
 
-        def split(batch: list[tuple[Path, _Pending]], scores: list[FaceScores]):
+        def split(
+            batch: list[tuple[Path, _Pending]], scores: list[FaceScores]
+        ) -> Iterator[tuple[Path, _Pending, list[FaceScores]]]:
             i = 0
             for src, p in batch:
                 yield src, p, scores[i : i + len(p.faces)]
