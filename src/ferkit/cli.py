@@ -152,18 +152,17 @@ def evaluate(
 ) -> None:
     """Score models on labelled folders: accuracy, balanced accuracy, F1, per-class metrics, confusion, ECE."""
     from ferkit.api import evaluate as evaluate_all
-    from ferkit.models import EmotionModel, load_model, set_tta
+    from ferkit.models import EmotionModel, load_model
 
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
-    set_tta(models, tta)
     with _progress() as bar:
 
         def bar_for(m: EmotionModel, d: Path) -> Callable[[int], None]:
             task = bar.add_task(f"{m.name} on {d.name}", total=None)
             return lambda n: bar.advance(task, n)
 
-        doc = evaluate_all(datasets, models, crops, progress=bar_for, tta=None, detector=detector, split=split)
+        doc = evaluate_all(datasets, models, crops, progress=bar_for, tta=tta, detector=detector, split=split)
     blocks = doc["results"]
     table = Table("model", "dataset", "n", "accuracy", "bal. acc.", "macro-F1", "ECE", "misses")
     for b in blocks:

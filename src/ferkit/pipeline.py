@@ -155,7 +155,7 @@ class Analyzer:
             set_tta(self.models, self.tta, video)
         frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings) if video else [image_frame(path)]
         tracker = self._tracker()
-        smoother = Smoother(self.options.tau, self.options.margin, self.options.k)
+        smoother = self._smoother()
         pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
         for _, p, scores in self._scored(pending):
             yield from self._records(str(path), [p], scores, smoother)
@@ -179,9 +179,7 @@ class Analyzer:
                     self.skipped.append((str(path), str(e)))
 
         for path, p, scores in self._scored(pending()):
-            yield from self._records(
-                str(path), [p], scores, Smoother(self.options.tau, self.options.margin, self.options.k)
-            )
+            yield from self._records(str(path), [p], scores, self._smoother())
         if failed:
             raise failed[0]
 
@@ -218,6 +216,9 @@ class Analyzer:
 
     def _tracker(self) -> FaceTracker | None:
         return None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
+
+    def _smoother(self) -> Smoother:
+        return Smoother(self.options.tau, self.options.margin, self.options.k)
 
     def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
         kinds = self.ensemble.crop_kinds
