@@ -25,9 +25,10 @@ import cv2
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from ferkit.align import align_box, align_keypoints, resize_crop
-from ferkit.faces import create_detector
-from ferkit.models import TTA_CHOICES, load_model, set_tta
+from ferkit.faces.align import align_box, align_keypoints, resize_crop
+from ferkit.faces.detectors import create_detector
+from ferkit.models.base import TTA_CHOICES, set_tta
+from ferkit.models.loading import load_model
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "fer2013" / "test"

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ferkit.api import calibrate
-from ferkit.calibration import Calibration, distribution_distance, make_objective, search_bias
-from ferkit.evaluation import evaluate, predict_dataset
-from ferkit.models import load_model
+from ferkit.evaluation.scoring import evaluate, predict_dataset
+from ferkit.models.calibration import Calibration, distribution_distance, make_objective, search_bias
+from ferkit.models.loading import load_model
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "fer2013"
@@ -94,7 +94,7 @@ def label_free(model_name: str, trials: int, tmp: Path) -> dict:
     order = rng.permutation(len(y))
     fit, held = order[: len(y) // 2], order[len(y) // 2 :]
     res = {"target": dict(zip(model.classes, target.round(4).tolist(), strict=True)), "n": len(y)}
-    from ferkit.calibration import fit_calibration
+    from ferkit.models.calibration import fit_calibration
 
     for method in ("grid", "tpe", "evolution"):
         cal: Calibration = fit_calibration(

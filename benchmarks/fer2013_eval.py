@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from ferkit.evaluation import evaluate, report
-from ferkit.models import load_model
+from ferkit.evaluation.scoring import evaluate, report
+from ferkit.models.loading import load_model
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "fer2013" / "test"

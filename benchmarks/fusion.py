@@ -20,16 +20,17 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from ferkit.evaluation import metrics_block, predict_dataset, split_files
-from ferkit.fusion import FUSION_STRATEGIES, ModelOutput, fuse_models, reliability_from_report
-from ferkit.models import load_model, softmax
+from ferkit.evaluation.scoring import metrics_block, predict_dataset, split_files
+from ferkit.models.base import softmax
+from ferkit.models.fusion import FUSION_STRATEGIES, ModelOutput, fuse_models, reliability_from_report
+from ferkit.models.loading import load_model
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 
 
 def video_fps(models: list[str], video: Path, fusion: str | None) -> float:
-    from ferkit.pipeline import AnalyzeOptions, ModelSetup, make_analyzer
+    from ferkit.analysis.pipeline import AnalyzeOptions, ModelSetup, make_analyzer
 
     analyzer = make_analyzer(ModelSetup(models, fusion=fusion, tta="none"), AnalyzeOptions(fps=None))
     list(analyzer.iter_records([video]))  # warm-up

@@ -4,10 +4,11 @@
 
 Per backbone, in its own subprocess (so peak RSS is its own):
 
-* training: forward + backward + SGD step (momentum 0.9, Nesterov, weight decay, as ``ferkit.train``) on random
+* training: forward + backward + SGD step (momentum 0.9, Nesterov, weight decay, as ``ferkit.training.loop``) on random
   normalised batches of ``--batch`` images (default 128), model and inputs ``channels_last``, in train mode;
 * torch inference: eval mode, ``torch.inference_mode``, ``channels_last``, batches of ``--infer-batch`` (256);
-* onnxruntime inference: the model exported like ``ferkit.train export`` (opset 17, dynamic batch), same batches.
+* onnxruntime inference: the model exported like ``ferkit.training.loop export`` (opset 17, dynamic batch), same
+batches.
 
 Each phase runs ``--warmup`` untimed steps, then ``--steps`` timed ones; images/s is taken from the median step
 time (robust to a busy machine) and the mean is kept too. Also parameters, embedding size and forward MFLOPs per
@@ -73,8 +74,8 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict:
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ferkit.backbones import create_backbone
-    from ferkit.export import export_onnx
+    from ferkit.training.backbones import create_backbone
+    from ferkit.training.export import export_onnx
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -164,7 +165,7 @@ def main() -> None:
         print(json.dumps(run_backbone(args.child, args)))
         return
     if not args.backbones:
-        from ferkit.backbones import BACKBONES
+        from ferkit.training.backbones import BACKBONES
 
         args.backbones = sorted(BACKBONES)
     passed = [

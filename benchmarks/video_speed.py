@@ -26,11 +26,11 @@ def run_config(video: str, mode: str) -> dict:
     """Run one configuration in this process; returns frames, seconds, peak RSS."""
     import numpy as np
 
+    from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer
     from ferkit.api import ANALYSIS_THREADS
-    from ferkit.faces import create_detector
-    from ferkit.models import load_model
-    from ferkit.pipeline import AnalyzeOptions, Analyzer
-    from ferkit.video import iter_video
+    from ferkit.faces.detectors import create_detector
+    from ferkit.media.video import iter_video
+    from ferkit.models.loading import load_model
 
     t_load = time.perf_counter()
     model = load_model("ferkit", ANALYSIS_THREADS)
@@ -70,7 +70,7 @@ def longer_copy(video: Path, times: int, out: Path) -> Path:
     """Re-encode ``video`` ``times`` times in a row (MPEG-4) to get a longer clip of the same content."""
     import av
 
-    from ferkit.demo import write_video
+    from ferkit.media.samples import write_video
 
     frames = []
     with av.open(str(video)) as c:

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ferkit.datasets import list_folder_dataset
-from ferkit.faces import KEYPOINT_NAMES, create_detector
+from ferkit.faces.detectors import KEYPOINT_NAMES, create_detector
+from ferkit.labels.folders import list_folder_dataset
 
 
 def main(root: str, limit: int = 3000) -> None:

@@ -37,14 +37,14 @@ def padded_photo(path: Path, scale: int = 4) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def model():
-    from ferkit.models import load_model
+    from ferkit.models.loading import load_model
 
     return load_model("ferkit")
 
 
 @pytest.fixture(scope="session")
 def blazeface():
-    from ferkit.faces import create_detector
+    from ferkit.faces.detectors import create_detector
 
     return create_detector("blazeface")
 
@@ -78,7 +78,7 @@ def two_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 3 s of the shared video placed twice side by side (two faces per frame), MPEG-4."""
     import av
 
-    from ferkit.demo import write_video
+    from ferkit.media.samples import write_video
 
     frames = []
     with av.open(str(VIDEO)) as c:
@@ -93,6 +93,6 @@ def two_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def blank_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One second of gray frames: a video without any face."""
-    from ferkit.demo import write_video
+    from ferkit.media.samples import write_video
 
     return write_video([np.full((240, 320, 3), 128, np.uint8)] * 10, tmp_path_factory.mktemp("blank") / "b.mp4", 10)

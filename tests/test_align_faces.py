@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import fer_files, padded_photo
 
-from ferkit.align import FER_TEMPLATE, align_box, align_face, align_keypoints, resize_crop, similarity_matrix
-from ferkit.faces import KEYPOINT_NAMES, create_detector
+from ferkit.faces.align import FER_TEMPLATE, align_box, align_face, align_keypoints, resize_crop, similarity_matrix
+from ferkit.faces.detectors import KEYPOINT_NAMES, create_detector
 
 
 def test_similarity_matrix_recovers_known_transform() -> None:
@@ -74,8 +74,8 @@ def test_align_output_size_configurable_and_box_fallback() -> None:
 
 
 def test_haar_gives_boxes_without_keypoints() -> None:
-    from ferkit.demo import sample_image
-    from ferkit.video import read_image
+    from ferkit.media.images import read_image
+    from ferkit.media.samples import sample_image
 
     faces = create_detector("haar").detect(read_image(sample_image()))
     assert faces and not faces[0].has_keypoints
@@ -84,8 +84,8 @@ def test_haar_gives_boxes_without_keypoints() -> None:
 
 
 def test_mesh_gives_mouth_corners() -> None:
-    from ferkit.demo import sample_image
-    from ferkit.video import read_image
+    from ferkit.media.images import read_image
+    from ferkit.media.samples import sample_image
 
     faces = create_detector("mesh").detect(read_image(sample_image()))
     assert len(faces) == 1 and {"mouth_left", "mouth_right"} <= set(faces[0].keypoints)

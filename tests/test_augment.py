@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import CLASSES, FER, fer_files
 
-from ferkit.augment import (
+from ferkit.training.augment import (
     LEVELS,
     AugmentParams,
     augment_batch,

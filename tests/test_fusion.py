@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ferkit.channels import face_channel, fuse_channels, read_channel, sync_nearest, sync_windows
+from ferkit.analysis.channels import face_channel, fuse_channels, read_channel, sync_nearest, sync_windows
 from ferkit.errors import InputError
-from ferkit.fusion import ModelOutput, fuse_models, reliability_from_report
+from ferkit.models.fusion import ModelOutput, fuse_models, reliability_from_report
 
 HNS = ["happy", "neutral", "sad"]
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import CLASSES, FER, fer_files
 from sklearn.metrics import balanced_accuracy_score
 
-from ferkit.align import resize_crop
-from ferkit.gate import build
-from ferkit.models import load_model
+from ferkit.faces.align import resize_crop
+from ferkit.training.gate import build
+from ferkit.models.loading import load_model
 
 
 def test_gate_folder_loads_and_separates_neutral_from_expressive(tmp_path: Path) -> None:

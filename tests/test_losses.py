@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import CLASSES, FER
 
-from ferkit.losses import (
+from ferkit.training.losses import (
     BalancedSampler,
     FocalLoss,
     class_counts,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import CLASSES, fer_files
 
-from ferkit.align import resize_crop
 from ferkit.errors import ModelError
-from ferkit.models import load_model
+from ferkit.faces.align import resize_crop
+from ferkit.models.loading import load_model
 
 
 def test_card_is_complete(model) -> None:
@@ -69,8 +69,8 @@ def test_unknown_model_name_lists_known() -> None:
 def test_api_functions_survive_importing_their_modules() -> None:
     """``ferkit.evaluate`` / ``ferkit.calibrate`` stay functions after the stage modules are imported."""
     import ferkit
-    import ferkit.calibration
-    import ferkit.evaluation
+    import ferkit.evaluation.scoring
+    import ferkit.models.calibration
 
     assert callable(ferkit.evaluate) and callable(ferkit.calibrate) and callable(ferkit.analyze)
 
@@ -78,7 +78,7 @@ def test_api_functions_survive_importing_their_modules() -> None:
 def test_flip_tta_averages_the_mirror_view(tmp_path: Path) -> None:
     from ferkit.api import evaluate
     from ferkit.errors import InputError
-    from ferkit.models import set_tta, tta_crops
+    from ferkit.models.base import set_tta, tta_crops
 
     m = load_model("ferkit", calibration=False)
     crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 4)])
@@ -105,7 +105,7 @@ def test_auto_tta_flips_stills_and_leaves_video_single_pass(tmp_path: Path) -> N
     from conftest import VIDEO
 
     import ferkit
-    from ferkit.models import resolve_tta
+    from ferkit.models.base import resolve_tta
 
     assert [resolve_tta("auto", v) for v in (False, True)] == ["flip", "none"]
     assert resolve_tta("flip_shift", True) == "flip_shift"

@@ -15,11 +15,11 @@ import pytest
 from conftest import CLASSES, VIDEO, fer_files
 
 import ferkit
-from ferkit.align import resize_crop
+from ferkit.analysis.records import read_records, record_schema, to_record_dicts
 from ferkit.errors import InputError, ModelError
-from ferkit.fusion import ModelOutput, fuse_models
-from ferkit.models import BUNDLED_DIR, load_model
-from ferkit.records import read_records, record_schema, to_record_dicts
+from ferkit.faces.align import resize_crop
+from ferkit.models.fusion import ModelOutput, fuse_models
+from ferkit.models.loading import BUNDLED_DIR, load_model
 
 SCHEMA = record_schema()
 ONNX = BUNDLED_DIR / "ferkit" / "model.onnx"
@@ -139,8 +139,8 @@ def test_two_models_without_fusion_report_the_primary(tmp_path: Path, second_mod
 
 
 def test_gate_withholds_emotions_below_threshold(tmp_path: Path) -> None:
+    from ferkit.analysis.pipeline import AnalyzeOptions, ModelSetup
     from ferkit.api import run_analysis
-    from ferkit.pipeline import AnalyzeOptions, ModelSetup
 
     gate = str(gate_spec(tmp_path))
     seen: list = []
@@ -177,7 +177,7 @@ def test_gate_withholds_emotions_below_threshold(tmp_path: Path) -> None:
     ],
 )
 def test_bad_combinations_api(tmp_path: Path, kwargs: dict, error: type, needle: str) -> None:
-    from ferkit.pipeline import ModelSetup, make_analyzer
+    from ferkit.analysis.pipeline import ModelSetup, make_analyzer
 
     report = {"results": [{"model": "ferkit", "per_class": {c: {"f1": 0.5} for c in CLASSES}}]}
     subst = {"SECOND": str(write_spec(tmp_path, "second", classes=CLASSES)), "GATE": str(gate_spec(tmp_path))}

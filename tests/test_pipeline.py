@@ -11,8 +11,8 @@ import pytest
 from conftest import VIDEO
 
 import ferkit
-from ferkit.records import record_schema
-from ferkit.timeline import count_switches
+from ferkit.analysis.records import record_schema
+from ferkit.analysis.smoothing import count_switches
 
 SCHEMA = record_schema()
 
@@ -24,7 +24,7 @@ def valid(records: list[dict]) -> list[dict]:
 
 
 def test_single_photo_one_face() -> None:
-    from ferkit.demo import sample_image
+    from ferkit.media.samples import sample_image
 
     (rec,) = valid(ferkit.analyze(sample_image()))
     assert rec["face_id"] == 0 and rec["timestamp"] is None and rec["alignment"] == "keypoints"
@@ -91,7 +91,7 @@ def test_smoothing_reduces_label_switches() -> None:
 
 
 def test_smoother_hysteresis_on_hand_made_sequence() -> None:
-    from ferkit.timeline import smooth_sequence
+    from ferkit.analysis.smoothing import smooth_sequence
 
     a, b = np.array([0.8, 0.2]), np.array([0.2, 0.8])
     seq = np.array([a, a, b, a, a, b, b, b, b, b, b])  # one-sample blip, then a lasting change
@@ -102,7 +102,7 @@ def test_smoother_hysteresis_on_hand_made_sequence() -> None:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_formats_round_trip_to_valid_records(tmp_path: Path, grid_image: Path, fmt: str) -> None:
-    from ferkit.records import read_records, to_record_dicts
+    from ferkit.analysis.records import read_records, to_record_dicts
 
     out = tmp_path / f"r.{fmt}"
     recs = ferkit.analyze(grid_image, output=out, fmt=fmt)

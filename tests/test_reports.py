@@ -15,8 +15,8 @@ from conftest import fer_files
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from ferkit.api import evaluate
-from ferkit.models import load_model
-from ferkit.reports import fmt, markdown_report, markdown_table, slugs, write_report
+from ferkit.evaluation.reports import fmt, markdown_report, markdown_table, slugs, write_report
+from ferkit.models.loading import load_model
 
 
 @pytest.fixture(scope="module")

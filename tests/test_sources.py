@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from conftest import FER, fer_files, padded_photo
 
-from ferkit.align import resize_crop
 from ferkit.errors import InputError
-from ferkit.sources import (
-    Sample,
+from ferkit.faces.align import resize_crop
+from ferkit.media.images import read_image
+from ferkit.training.samples import Sample
+from ferkit.training.sources import (
     assign_splits,
     drop_duplicates,
     fer2013_csv_source,
@@ -27,7 +28,6 @@ from ferkit.sources import (
     load_pixels,
     sample_digest,
 )
-from ferkit.video import read_image
 
 
 @pytest.fixture(scope="session")

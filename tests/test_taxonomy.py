@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import CLASSES, FER, fer_files
 
-from ferkit.datasets import BASIC_CLASSES, CLASS_ALIASES
 from ferkit.errors import InputError
-from ferkit.taxonomy import TAXONOMIES, Taxonomy, UnknownLabelError, load_taxonomy, map_labels
-from ferkit.weak import WeakReport, label_by_keywords, load_rules, load_tags, weak_tag_source
+from ferkit.labels.folders import BASIC_CLASSES, CLASS_ALIASES
+from ferkit.labels.taxonomy import TAXONOMIES, Taxonomy, UnknownLabelError, load_taxonomy, map_labels
+from ferkit.training.weak import WeakReport, label_by_keywords, load_rules, load_tags, weak_tag_source
 
 HARD_CASES = [
     "anger_ambiguous",

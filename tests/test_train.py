@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from conftest import FER, fer_files  # noqa: E402
 
 from ferkit.errors import InputError  # noqa: E402
-from ferkit.train_config import config_from_dict, load_config  # noqa: E402
+from ferkit.training.config import config_from_dict, load_config  # noqa: E402
 
 TWO_CLASSES = """
 name = "happy_surprise"
@@ -89,7 +89,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 
 
 def test_prepare_data_maps_splits_and_reports(tmp_path: Path) -> None:
-    from ferkit.train_data import prepare_data
+    from ferkit.training.data import prepare_data
 
     data = _dataset(tmp_path / "d", 40, ("happy", "surprise", "neutral"))
     (data / "bewildered").mkdir()
@@ -156,7 +156,7 @@ def test_short_run_beats_chance_exports_and_tracks(tmp_path: Path) -> None:
 
 
 def test_resume_after_interruption_is_identical(tmp_path: Path) -> None:
-    from ferkit.train import train
+    from ferkit.training.loop import train
 
     data = _dataset(tmp_path / "d", 30)
     straight = config_from_dict(_config(tmp_path, data, **{"optim.epochs": 2, "name": "straight"}))
@@ -205,7 +205,7 @@ def test_resume_after_interruption_is_identical(tmp_path: Path) -> None:
     ],
 )
 def test_imbalance_options_run(tmp_path: Path, setting: dict) -> None:
-    from ferkit.train import train
+    from ferkit.training.loop import train
 
     data = _dataset(tmp_path / "d", 20, ("happy", "disgust", "surprise"))
     tax = 'name = "three"\nclasses = ["disgust", "happy", "surprise"]\nignore = ["angry", "fear", "neutral", "sad"]\n'
@@ -224,7 +224,7 @@ def test_mixed_sources_weak_labels_and_csv(tmp_path: Path) -> None:
     """A folder, FER2013's CSV format and keyword-tagged images in one run, each with its own weight."""
     import cv2
 
-    from ferkit.train_data import prepare_data
+    from ferkit.training.data import prepare_data
 
     folder = _dataset(tmp_path / "d", 20)
     rows = ["emotion,pixels,Usage"]
@@ -311,9 +311,9 @@ def test_attention_ensemble_trains_and_exports_to_a_model_folder(tmp_path: Path)
     """A learned-attention ensemble of two backbones runs through train → export → load_model like any model."""
     import numpy as np
 
-    from ferkit.export import export_run
-    from ferkit.models import load_model
-    from ferkit.train import train
+    from ferkit.models.loading import load_model
+    from ferkit.training.export import export_run
+    from ferkit.training.loop import train
 
     data = _dataset(tmp_path / "d", 20)
     options = {"members": ["vgg_small", "mobilenetv3_small"], "member_kwargs": [None, {"width": 0.5}], "dim": 64}
@@ -338,7 +338,7 @@ def test_attention_ensemble_trains_and_exports_to_a_model_folder(tmp_path: Path)
 
 
 def test_distill_loss_matches_hand_computed_value() -> None:
-    from ferkit.distill import distill_loss
+    from ferkit.training.distill import distill_loss
 
     s = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
     t = np.array([[1.0, 1.5, -0.5], [3.0, 0.0, 0.0]])
@@ -356,7 +356,7 @@ def test_distill_loss_matches_hand_computed_value() -> None:
 
 
 def test_tta_views() -> None:
-    from ferkit.distill import tta_views
+    from ferkit.training.distill import tta_views
 
     x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5)
     assert len(tta_views(x, "none")) == 1 and len(tta_views(x, "flip")) == 2
@@ -368,8 +368,8 @@ def test_tta_views() -> None:
 
 def test_student_learns_from_the_teacher_alone(tmp_path: Path) -> None:
     """With alpha = 1 the student never sees a label, only the teacher's soft outputs (offline, ten views)."""
-    from ferkit.distill import Teacher, tta_views
-    from ferkit.train import normalise, train
+    from ferkit.training.distill import Teacher, tta_views
+    from ferkit.training.loop import normalise, train
 
     data = _dataset(tmp_path / "d", 150)
     teacher = train(config_from_dict(_config(tmp_path, data, name="teacher")), log=lambda m: None)

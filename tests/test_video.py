@@ -9,7 +9,7 @@ import pytest
 from conftest import VIDEO
 
 from ferkit.errors import InputError
-from ferkit.video import iter_video, video_info
+from ferkit.media.video import iter_video, video_info
 
 
 def test_every_frame_timestamps_match_duration() -> None:
@@ -35,7 +35,7 @@ def test_sampling_rate_and_true_timestamps(fps: float) -> None:
 def test_truncated_stream_keeps_decoded_frames(tmp_path: Path) -> None:
     import av
 
-    from ferkit.demo import write_video
+    from ferkit.media.samples import write_video
 
     with av.open(str(VIDEO)) as c:  # an MPEG-TS copy: unlike MP4 it has no index, so a cut file stays readable
         frames = [f.to_ndarray(format="rgb24") for f, _ in zip(c.decode(video=0), range(60), strict=False)]
@@ -64,7 +64,7 @@ def test_missing_video(tmp_path: Path) -> None:
 def test_luma_shortcut_equals_ffmpeg_gray_conversion() -> None:
     import av
 
-    from ferkit.video import gray_plane
+    from ferkit.media.video import gray_plane
 
     with av.open(str(VIDEO)) as c:
         for frame, _ in zip(c.decode(video=0), range(5), strict=False):

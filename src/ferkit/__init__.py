@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ferkit._version import __version__
+
 __all__ = ["__version__", "analyze", "calibrate", "evaluate", "fuse", "load_model"]
 
 
@@ -18,11 +19,11 @@ def __getattr__(name: str) -> Any:  # lazy: importing ferkit stays cheap (no onn
 
         return getattr(api, name)
     if name == "fuse":
-        from ferkit.channels import fuse_files
+        from ferkit.analysis.channels import fuse_files
 
         return fuse_files
     if name == "load_model":
-        from ferkit.models import load_model
+        from ferkit.models.loading import load_model
 
         return load_model
     raise AttributeError(name)

@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ferkit.analysis.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
+from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
+from ferkit.analysis.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points, to_record_dicts
 from ferkit.errors import InputError
-from ferkit.evaluation import evaluate as _evaluate_one
-from ferkit.evaluation import report, split_files
-from ferkit.models import EmotionModel, load_model, set_tta
-from ferkit.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
-from ferkit.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
-from ferkit.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points, to_record_dicts
-from ferkit.video import is_video
+from ferkit.evaluation.scoring import evaluate as _evaluate_one
+from ferkit.evaluation.scoring import report, split_files
+from ferkit.media.video import is_video
+from ferkit.models.base import EmotionModel, set_tta
+from ferkit.models.loading import load_model
 
 if TYPE_CHECKING:
-    from ferkit.calibration import Calibration
+    from ferkit.models.calibration import Calibration
 
 RESULTS_DIR = Path("ferkit-results")
 
@@ -72,7 +73,7 @@ def run_analysis(
 
     Files named explicitly must be readable (``InputError`` otherwise); files found inside folders are skipped and
     listed in the summary when bad. ``progress(record)`` is called per record. ``model``: a model, a list of
-    models, or a :class:`~ferkit.pipeline.ModelSetup` (calibration, fusion, gate; see :func:`analyze`).
+    models, or a :class:`~ferkit.analysis.pipeline.ModelSetup` (calibration, fusion, gate; see :func:`analyze`).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -116,7 +117,7 @@ def run_analysis(
 
 
 def _plots(out: Path, fmt: str) -> list[Path]:
-    from ferkit.plots import plot_distribution, plot_timeline
+    from ferkit.analysis.plots import plot_distribution, plot_timeline
 
     frame = read_records(out, fmt)
     if frame.empty:
@@ -154,8 +155,8 @@ def analyze(
     must be readable (``InputError``); bad files inside folders are skipped. ``model`` may be a list (first =
     primary); ``fusion``, ``reliability`` and ``gate``/``gate_class``/``gate_threshold``: see :func:`run_analysis`.
     ``tta``: test-time augmentation of the models (``none``, ``flip``, ``flip_shift``, or ``auto``: flip for images,
-    none for video; see :func:`ferkit.models.resolve_tta`). Extra keyword arguments go to
-    :class:`~ferkit.pipeline.AnalyzeOptions`.
+    none for video; see :func:`ferkit.models.base.resolve_tta`). Extra keyword arguments go to
+    :class:`~ferkit.analysis.pipeline.AnalyzeOptions`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -191,7 +192,7 @@ def evaluate(
     ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
     ``calibration`` applies to every model named by string; ``tta`` (``none``, ``flip``, ``flip_shift``; ``auto``
     = flip, as these are stills) sets every model's test-time augmentation (``None``: leave it as it is);
-    ``split="validation"`` (a keyword for :func:`ferkit.evaluation.evaluate`) scores only the validation images
+    ``split="validation"`` (a keyword for :func:`ferkit.evaluation.scoring.evaluate`) scores only the validation images
     listed by the first model whose card has such a list, for every model (so models can be compared, or
     reliabilities measured, on the same images).
     """
@@ -222,8 +223,8 @@ def _labelled_logits(
     model: EmotionModel, dataset: Path, crops: bool, split: str, detector: str
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Raw logits and integer labels of a labelled folder (images without a face dropped), cached on disk."""
-    from ferkit.datasets import list_folder_dataset
-    from ferkit.evaluation import predict_dataset
+    from ferkit.evaluation.scoring import predict_dataset
+    from ferkit.labels.folders import list_folder_dataset
 
     files = split_files(model, split)
     listing = [(str(i.path), i.path.stat().st_size, i.path.stat().st_mtime_ns) for i in list_folder_dataset(dataset)]
@@ -265,7 +266,7 @@ def _summary(z: np.ndarray, y: np.ndarray | None, target: np.ndarray | None, cla
     """Decision and confidence metrics of scores ``z`` (labels and/or target ratios where given)."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-    from ferkit.calibration import distribution_distance, expected_calibration_error, log_softmax
+    from ferkit.models.calibration import distribution_distance, expected_calibration_error, log_softmax
 
     pred = z.argmax(axis=1)
     hist = np.bincount(pred, minlength=len(classes)) / len(pred)
@@ -316,7 +317,7 @@ def calibrate(
     """
     from sklearn.model_selection import train_test_split
 
-    from ferkit.calibration import SIDECAR, fit_calibration, fit_temperature, make_objective, parse_target
+    from ferkit.models.calibration import SIDECAR, fit_calibration, fit_temperature, make_objective, parse_target
 
     emodel = load_model(model, calibration=False)
     tgt = parse_target(target, emodel.classes) if target else None

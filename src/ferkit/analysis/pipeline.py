@@ -1,0 +1,344 @@
+"""The analysis pipeline: input files → frames → faces → aligned crops → batched predictions → smoothed records."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ferkit.analysis.records import SENTIMENT, FaceRecord
+from ferkit.analysis.smoothing import Smoother
+from ferkit.errors import InputError
+from ferkit.faces.align import align_face, resize_crop
+from ferkit.faces.detectors import Detector, Face, create_detector
+from ferkit.faces.tracking import FaceTracker
+from ferkit.media.images import IMAGE_SUFFIXES, Frame, image_frame
+from ferkit.media.video import VIDEO_SUFFIXES, is_video, iter_video
+from ferkit.models.base import EmotionModel, resolve_tta, set_tta
+from ferkit.models.ensemble import CropKind, Ensemble, FaceScores
+from ferkit.models.fusion import load_reliability
+from ferkit.models.loading import load_model
+
+#: onnxruntime threads for analysis: the model runs in worker threads beside decoding and tracking, and one
+#: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
+ANALYSIS_THREADS = 1
+
+ModelArg = str | Path | EmotionModel
+
+
+@dataclass
+class AnalyzeOptions:
+    """Knobs of :class:`Analyzer` (the CLI exposes the common ones)."""
+
+    fps: float | None = 5.0  # video sampling rate; None = every frame
+    crops: bool = False  # each image already is a face crop: no detection, just resize
+    detector: str = "blazeface"
+    detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
+    template: str = "fer"
+    batch_frames: int = 16  # small batches: the model workers start sooner and the unoverlapped last batch is short
+    model_workers: int = 2  # batches scored at once in worker threads (one-thread onnxruntime each): one per core
+    tau: float = 0.5
+    margin: float = 0.1
+    k: int = 3
+
+
+def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively) into image and video files; ``InputError`` for a missing path."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            )
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+@dataclass
+class _Pending:
+    index: int
+    timestamp: float | None
+    faces: list[tuple[int, Face, str]]  # (face_id, face, alignment kind)
+    crops: dict[CropKind, list[np.ndarray]]  # one crop per face for each (size, channels) the models need
+
+
+@dataclass
+class Analyzer:
+    """Turns sources into :class:`FaceRecord` streams (see :meth:`iter_records`).
+
+    ``models``: one model or a list (the first is the primary); ``fusion``/``reliability`` combine several, and a
+    binary ``gate`` model with ``gate_class``/``gate_threshold`` withholds the emotion of faces it scores below the
+    threshold (see :mod:`ferkit.models.ensemble`). ``tta``: a ``--tta`` choice applied to the models per source
+    (``auto``
+    resolves to flip for images and none for video, see :func:`ferkit.models.base.resolve_tta`); ``None`` leaves the
+    models' own :attr:`~ferkit.models.base.EmotionModel.tta`.
+    """
+
+    models: EmotionModel | Sequence[EmotionModel]
+    options: AnalyzeOptions = field(default_factory=AnalyzeOptions)
+    fusion: str | None = None
+    reliability: dict[str, dict[str, float]] | None = None
+    gate: EmotionModel | None = None
+    gate_class: str | None = None
+    gate_threshold: float = 0.5
+    tta: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files that failed
+    warnings: list[str] = field(default_factory=list)
+    _detector: Detector | None = None
+
+    def __post_init__(self) -> None:
+        models = [self.models] if isinstance(self.models, EmotionModel) else list(self.models)
+        self.ensemble = Ensemble(models, self.fusion, self.reliability, self.gate, self.gate_class, self.gate_threshold)
+        self.models = self.ensemble.models
+        if self.tta is not None:
+            resolve_tta(self.tta)  # an unknown mode fails here, before any work
+
+    @property
+    def model(self) -> EmotionModel:
+        """The primary model."""
+        return self.ensemble.primary
+
+    @property
+    def name(self) -> str:
+        """The records' ``model`` value (``fused(a,b)`` with fusion)."""
+        return self.ensemble.name
+
+    @property
+    def classes(self) -> list[str]:
+        """Classes of the records' ``probabilities``."""
+        return self.ensemble.classes
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = create_detector(self.options.detector)
+        return self._detector
+
+    def iter_records(
+        self, sources: Iterable[Path], strict: Iterable[Path] = (), start_after: dict[str, int] | None = None
+    ) -> Iterator[FaceRecord]:
+        """Records of every source in order.
+
+        A bad file raises ``InputError`` when it is in ``strict`` (named explicitly), else it is skipped and listed
+        in ``skipped``. ``start_after`` maps a source to the last frame index already written (resume). Runs of
+        consecutive still images are scored in shared batches, like the frames of a video.
+        """
+        strict = {Path(p) for p in strict}
+        start_after = start_after or {}
+        stills: list[Path] = []
+        for src in [*map(Path, sources), None]:
+            if src is not None and not is_video(src):
+                stills.append(src)
+                continue
+            if stills:
+                yield from self._iter_stills(stills, strict, start_after)
+                stills = []
+            if src is None:
+                break
+            try:
+                yield from self.iter_source(src, start_after.get(str(src), -1))
+            except InputError as e:
+                if src in strict:
+                    raise
+                self.skipped.append((str(src), str(e)))
+
+    def iter_source(self, path: Path, start_after: int = -1) -> Iterator[FaceRecord]:
+        """Records of one image or video; frames with index ≤ ``start_after`` are skipped (resume)."""
+        path = Path(path)
+        video = is_video(path)
+        if self.tta is not None:
+            set_tta(self.models, self.tta, video)
+        frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings) if video else [image_frame(path)]
+        tracker = self._tracker()
+        smoother = self._smoother()
+        pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
+        for _, p, scores in self._scored(pending):
+            yield from self._records(str(path), [p], scores, smoother)
+
+    def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
+        """Records of still images, read and detected here while the workers score earlier ones in batches."""
+        if self.tta is not None:
+            set_tta(self.models, self.tta, video=False)
+        failed: list[InputError] = []
+
+        def pending() -> Iterator[tuple[Path, _Pending]]:
+            for path in paths:
+                if start_after.get(str(path), -1) >= 0:  # written by an interrupted run
+                    continue
+                try:
+                    yield path, self._faces(image_frame(path), self._tracker())
+                except InputError as e:
+                    if path in strict:  # stop reading; what is already being scored is still written
+                        failed.append(e)
+                        return
+                    self.skipped.append((str(path), str(e)))
+
+        for path, p, scores in self._scored(pending()):
+            yield from self._records(str(path), [p], scores, self._smoother())
+        if failed:
+            raise failed[0]
+
+    def _scored(self, items: Iterable[tuple[Path, _Pending]]) -> Iterator[tuple[Path, _Pending, list[FaceScores]]]:
+        """Score pending frames in batches of ``batch_frames`` on ``model_workers`` threads while the caller's
+        iterator decodes and detects the next ones (onnxruntime releases the GIL, so both cores stay busy); yields
+        ``(source, pending, its faces' scores)`` in input order."""
+        workers = self.options.model_workers
+
+        def split(
+            batch: list[tuple[Path, _Pending]], scores: list[FaceScores]
+        ) -> Iterator[tuple[Path, _Pending, list[FaceScores]]]:
+            i = 0
+            for src, p in batch:
+                yield src, p, scores[i : i + len(p.faces)]
+                i += len(p.faces)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            running: deque[tuple[list[tuple[Path, _Pending]], Future[list[FaceScores]]]] = deque()
+            batch: list[tuple[Path, _Pending]] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) >= self.options.batch_frames:
+                    if len(running) >= workers:
+                        done, fut = running.popleft()
+                        yield from split(done, fut.result())
+                    running.append((batch, pool.submit(self._probs, [p for _, p in batch])))
+                    batch = []
+            last = self._probs([p for _, p in batch])  # the last, partial batch runs here beside the workers
+            while running:
+                done, fut = running.popleft()
+                yield from split(done, fut.result())
+        yield from split(batch, last)
+
+    def _tracker(self) -> FaceTracker | None:
+        return None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
+
+    def _smoother(self) -> Smoother:
+        return Smoother(self.options.tau, self.options.margin, self.options.k)
+
+    def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
+        kinds = self.ensemble.crop_kinds
+        images: dict[str, np.ndarray] = {}
+
+        def image(channels: str) -> np.ndarray:
+            if channels not in images:
+                images[channels] = frame.gray if channels == "gray" else frame.rgb()
+            return images[channels]
+
+        if tracker is None:
+            h, w = frame.gray.shape[:2]
+            crops = {(size, ch): [resize_crop(image(ch), size, ch)] for size, ch in kinds}
+            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops)
+        faces: list[tuple[int, Face, str]] = []
+        crops = {k: [] for k in kinds}
+        for t in tracker.update(frame):
+            for size, ch in kinds:
+                crop, kind = align_face(image(ch), t.face, size, self.options.template)
+                crops[(size, ch)].append(crop)
+            faces.append((t.face_id, t.face, kind))
+        return _Pending(frame.index, frame.timestamp, faces, crops)
+
+    def _probs(self, batch: list[_Pending]) -> list[FaceScores]:
+        crops = {k: [c for p in batch for c in p.crops[k]] for k in self.ensemble.crop_kinds}
+        if not crops[self.ensemble.crop_kinds[0]]:
+            return []
+        return self.ensemble.predict({k: np.stack(v) for k, v in crops.items()})
+
+    def _records(
+        self, source: str, batch: list[_Pending], scores: list[FaceScores], smoother: Smoother
+    ) -> Iterator[FaceRecord]:
+        classes, name, fusion = self.classes, self.name, self.ensemble.fusion_info
+        i = 0
+        for p in batch:
+            if not p.faces:
+                yield FaceRecord.no_face(source, p.index, p.timestamp, name)
+                continue
+            for face_id, face, kind in p.faces:
+                s = scores[i]
+                i += 1
+                emotion = confidence = sentiment = s_label = s_probs = None
+                if not s.gated:  # gated faces have no emotion and are not fed to the smoother
+                    emotion, confidence = classes[s.label], round(float(s.probs[s.label]), 5)
+                    sentiment = SENTIMENT.get(emotion, "neutral")
+                    label, smoothed = smoother.update(face_id, p.timestamp, s.probs)
+                    s_label, s_probs = (
+                        classes[label],
+                        {c: round(float(v), 5) for c, v in zip(classes, smoothed, strict=True)},
+                    )
+                yield FaceRecord(
+                    source=source,
+                    frame_index=p.index,
+                    timestamp=p.timestamp,
+                    face_id=face_id,
+                    box=[round(float(v), 2) for v in face.box],
+                    detection_score=round(face.score, 4),
+                    alignment=kind,
+                    model=name,
+                    emotion=emotion,
+                    confidence=confidence,
+                    sentiment=sentiment,
+                    probabilities={c: round(float(v), 5) for c, v in zip(classes, s.probs, strict=True)},
+                    smoothed_emotion=s_label,
+                    smoothed_probabilities=s_probs,
+                    models=s.models,
+                    fusion=fusion,
+                    gate=s.gate,
+                    gated=s.gated,
+                )
+
+
+def _load(model: ModelArg, calibration: bool | str | Path) -> EmotionModel:
+    return model if isinstance(model, EmotionModel) else load_model(model, ANALYSIS_THREADS, calibration)
+
+
+def _models(model: ModelArg | Sequence[ModelArg], calibration: bool | str | Path) -> list[EmotionModel]:
+    """One model or several (first = primary), each loaded (and hash-checked) before any work starts."""
+    models = [model] if isinstance(model, (str, Path, EmotionModel)) else list(model)
+    if not models:
+        raise InputError("no model given")
+    if len(models) > 1 and not isinstance(calibration, bool):
+        raise InputError("a calibration file applies to one model; calibrations beside model folders load anyway")
+    return [_load(m, calibration) for m in models]
+
+
+@dataclass
+class ModelSetup:
+    """Which models score the faces and how: one or several models (first = primary), their calibration, an
+    optional fusion strategy (with a reliability report for ``reliability``), an optional binary gate and the
+    models' test-time augmentation."""
+
+    model: ModelArg | Sequence[ModelArg] = "ferkit"
+    calibration: bool | str | Path = True
+    fusion: str | None = None
+    reliability: str | Path | dict | None = None
+    gate: ModelArg | None = None
+    gate_class: str | None = None
+    gate_threshold: float = 0.5
+    tta: str = "auto"  # test-time augmentation of the emotion models (none, flip, flip_shift, auto); not of the gate
+
+
+def make_analyzer(
+    setup: ModelSetup | ModelArg | Sequence[ModelArg] = "ferkit", options: AnalyzeOptions | None = None
+) -> Analyzer:
+    """An :class:`Analyzer` with its models (and gate) loaded and the combination checked."""
+    s = setup if isinstance(setup, ModelSetup) else ModelSetup(setup)
+    models = _models(s.model, s.calibration)
+    gate_model = None
+    if s.gate is not None:
+        gate_model = _load(s.gate, s.calibration if isinstance(s.calibration, bool) else True)
+    return Analyzer(
+        models,
+        options or AnalyzeOptions(),
+        s.fusion,
+        load_reliability(s.reliability),
+        gate_model,
+        s.gate_class,
+        s.gate_threshold,
+        s.tta,
+    )

@@ -1,0 +1,126 @@
+"""Plots of analysis records: a per-video timeline, an emotion-distribution chart and fused channels (matplotlib,
+Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+#: One colour per class, fixed so every plot of ferkit reads the same.
+COLORS = {
+    "angry": "#d62728",
+    "disgust": "#8c564b",
+    "fear": "#9467bd",
+    "happy": "#2ca02c",
+    "neutral": "#7f7f7f",
+    "sad": "#1f77b4",
+    "surprise": "#ff7f0e",
+    "contempt": "#e377c2",
+}
+
+
+def _color(c: str | None) -> str:
+    return "#dddddd" if not isinstance(c, str) else COLORS.get(c, "#17becf")  # None/NaN: a gated face
+
+
+def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
+    """Stacked smoothed probabilities over time for each face, with raw and smoothed label bands below.
+
+    ``records`` are one video's records (the ``probabilities`` columns as dicts, as in JSONL). Gated faces (no
+    emotion, no smoothed values) leave a gap in the stack and a light gray mark in the label bands.
+    """
+    faces = records.dropna(subset=["face_id"])
+    ids = sorted(faces["face_id"].unique()) or [None]
+    fig, axes = plt.subplots(len(ids), 1, figsize=(11, 2.8 * len(ids)), squeeze=False, sharex=True)
+    for ax, fid in zip(axes[:, 0], ids, strict=True):
+        if fid is None:
+            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
+            continue
+        d = faces[faces["face_id"] == fid].sort_values("timestamp")
+        t = d["timestamp"].to_numpy(float)
+        sp = [p if isinstance(p, dict) else None for p in d["smoothed_probabilities"]]
+        classes = list(next((p for p in sp if p is not None), d["probabilities"].iloc[0]))
+        probs = np.array([[np.nan if p is None else p[c] for c in classes] for p in sp])
+        ax.stackplot(t, np.nan_to_num(probs).T, labels=classes, colors=[_color(c) for c in classes], alpha=0.85)
+        for row, col in ((-0.12, "emotion"), (-0.24, "smoothed_emotion")):
+            ax.scatter(t, np.full(len(t), row), c=[_color(c) for c in d[col]], marker="|", s=120)
+        ax.set_ylim(-0.3, 1)
+        ax.set_yticks([-0.24, -0.12, 0, 0.5, 1], ["smoothed", "raw", "0", "0.5", "1"])
+        ax.set_ylabel(f"face {int(fid)}")
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(title or "emotion timeline (smoothed probabilities; label bands: raw and smoothed)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_distribution(records: pd.DataFrame, out: Path, column: str = "smoothed_emotion") -> Path:
+    """Bar chart of how often each emotion was assigned (records without a face count as 'no face', faces a gate
+    withheld as 'gated')."""
+    labels = records[column].copy()
+    if "gated" in records.columns:
+        gated = records["gated"].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_)) else False)
+        labels[gated & labels.isna()] = "gated"
+    counts = labels.fillna("no face").value_counts()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar(
+        counts.index,
+        counts.to_numpy(),
+        color=["#cccccc" if c in ("no face", "gated") else _color(c) for c in counts.index],
+    )
+    ax.set_ylabel("records")
+    ax.set_title(f"emotion distribution ({column}, n={len(records)})")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Save a figure (creating its folder) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_channels(fused: pd.DataFrame, channels: list[str], path: Path) -> Path:
+    """One label band per channel (its top class per row) plus the fused and state-machine labels over time."""
+    rows = [*channels, "fused", "state"]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(rows) + 1.2))
+    seen: set[str] = set()
+    for y, name in enumerate(rows):
+        for _, r in fused.iterrows():
+            if name == "fused":
+                label = r["fused_label"]
+            elif name == "state":
+                label = r["state_label"]
+            else:
+                v = r[name]
+                label = max(v, key=v.get) if isinstance(v, dict) and v else None
+            if isinstance(label, str):
+                seen.add(label)
+                ax.barh(y, r["end"] - r["start"], left=r["start"], color=_color(label), height=0.8)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.invert_yaxis()
+    ax.set_xlabel("time (s)")
+    seen = sorted({lab for col in ("fused_label", "state_label") for lab in fused[col] if isinstance(lab, str)})
+    ax.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color=_color(c)) for c in seen],
+        labels=seen,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=8,
+    )
+    ax.set_title("channels and fused timeline")
+    return save_figure(fig, path)

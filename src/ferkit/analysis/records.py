@@ -1,0 +1,246 @@
+"""The analysis record (one per face per sampled frame, or one per frame without a face) and its writers.
+
+Writers append as results arrive, so an interrupted run leaves a valid file: JSONL and CSV line by line; Parquet
+is written to a ``.partial.jsonl`` file first and converted when the run finishes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from ferkit.errors import InputError
+
+#: Emotion → valence. Surprise has no settled valence (pleasant or not), so it maps to neutral like "neutral".
+SENTIMENT: dict[str, str] = {
+    "happy": "positive",
+    "surprise": "neutral",
+    "neutral": "neutral",
+    "angry": "negative",
+    "disgust": "negative",
+    "fear": "negative",
+    "sad": "negative",
+    "contempt": "negative",
+}
+
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+@dataclass
+class FaceRecord:
+    """One row of ``ferkit analyze`` output (see ``schemas/record.schema.json``)."""
+
+    source: str
+    frame_index: int
+    timestamp: float | None
+    face_id: int | None
+    box: list[float] | None
+    detection_score: float | None
+    alignment: str | None  # "keypoints", "box" (no keypoints from the detector) or "crop" (--crops)
+    model: str
+    emotion: str | None
+    confidence: float | None
+    sentiment: str | None
+    probabilities: dict[str, float] | None
+    smoothed_emotion: str | None
+    smoothed_probabilities: dict[str, float] | None
+    # Several models / fusion / gate (None in a plain single-model run; see the schema for each field):
+    models: dict[str, dict[str, Any]] | None = None  # model name -> {"emotion", "confidence", "probabilities"}
+    fusion: dict[str, Any] | None = None  # {"strategy", "models"} when the models' outputs were fused
+    gate: dict[str, Any] | None = None  # {"model", "class", "score", "threshold"} when a gate model ran
+    gated: bool | None = None  # True: the gate withheld this face's emotion (probabilities kept)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a plain dict (nested values are shared, not copied: ``asdict``'s deep copy cost 10% of
+        video analysis time)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def no_face(cls, source: str, frame_index: int, timestamp: float | None, model: str) -> FaceRecord:
+        """The record of a frame in which no face was found."""
+        empty = dict.fromkeys(cls.__dataclass_fields__)
+        return cls(**{**empty, "source": source, "frame_index": frame_index, "timestamp": timestamp, "model": model})
+
+
+def record_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one record."""
+    return json.loads(resources.files("ferkit").joinpath("assets/schemas/record.schema.json").read_text())
+
+
+#: Nested fields that CSV holds as JSON text in one column (empty when null).
+JSON_COLUMNS = ("models", "fusion", "gate")
+
+
+def _flat(rec: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    row = {k: v for k, v in rec.items() if k not in ("box", "probabilities", "smoothed_probabilities")}
+    for key in JSON_COLUMNS:
+        row[key] = None if rec.get(key) is None else json.dumps(rec[key], separators=(",", ":"))
+    box = rec["box"] or [None] * 4
+    row.update(zip(("box_x", "box_y", "box_w", "box_h"), box, strict=True))
+    for key, prefix in (("probabilities", "p_"), ("smoothed_probabilities", "sp_")):
+        probs = rec[key] or {}
+        row.update({prefix + c: probs.get(c) for c in classes})
+    return row
+
+
+class RecordWriter:
+    """Append records to ``path`` in ``fmt``; use as a context manager. ``append=True`` continues a file.
+
+    The file is opened at the first record (or at close), so a run that fails before producing anything leaves an
+    existing file untouched.
+    """
+
+    def __init__(self, path: Path, fmt: str, classes: list[str], append: bool = False) -> None:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        self.path, self.fmt, self.classes, self.append = Path(path), fmt, classes, append
+        self.line_path = self.path.with_suffix(".partial.jsonl") if fmt == "parquet" else self.path
+        self._fh: IO[str] | None = None
+        self._csv: csv.DictWriter | None = None
+        self.count = 0
+
+    def _open(self) -> IO[str]:
+        fresh = not (self.append and self.line_path.exists() and self.line_path.stat().st_size > 0)
+        try:
+            self.line_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.line_path, "w" if fresh else "a", newline="")
+        except OSError as e:
+            raise InputError(f"{self.line_path}: cannot write output ({e.strerror or e})") from e
+        if self.fmt == "csv":
+            self._csv = csv.DictWriter(fh, fieldnames=list(_flat(_empty_record(), self.classes)))
+            if fresh:
+                self._csv.writeheader()
+        return fh
+
+    def write(self, record: FaceRecord) -> None:
+        if self._fh is None:
+            self._fh = self._open()
+        rec = record.to_dict()
+        if self._csv is not None:
+            self._csv.writerow(_flat(rec, self.classes))
+        else:
+            self._fh.write(json.dumps(rec) + "\n")
+        self._fh.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self._fh is None:
+            self._fh = self._open()
+        self._fh.close()
+        if self.fmt == "parquet":
+            frame = read_records(self.line_path, "jsonl")
+            frame.to_parquet(self.path, index=False)
+            self.line_path.unlink()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, exc_type, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._fh is not None:  # keep what was written; a Parquet run leaves its .partial.jsonl
+            self._fh.close()
+
+
+def _empty_record() -> dict[str, Any]:
+    return {k: None for k in FaceRecord.__dataclass_fields__}
+
+
+def read_records(path: Path, fmt: str | None = None):
+    """Read records written in ``fmt`` (default: by suffix) into a DataFrame with the record's columns.
+
+    CSV's flattened ``box_*``, ``p_*`` and ``sp_*`` columns are folded back into ``box`` and the probability dicts,
+    and its JSON text columns (``models``, ``fusion``, ``gate``) parsed back into dicts. Files written before a
+    column existed read with that column null.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt == "parquet":
+        return pd.read_parquet(path).reindex(columns=list(FaceRecord.__dataclass_fields__))
+    if fmt != "csv":
+        return pd.DataFrame(load_jsonl(path), columns=list(FaceRecord.__dataclass_fields__))
+    flat = pd.read_csv(path, dtype={k: object for k in (*JSON_COLUMNS, "gated")})
+    out = flat[[c for c in flat.columns if not c.startswith(("box_", "p_", "sp_"))]].copy()
+    for key in JSON_COLUMNS:
+        out[key] = [json.loads(v) if isinstance(v, str) else None for v in out.get(key, [None] * len(out))]
+    out["gated"] = [{"True": True, "False": False}.get(v) for v in out.get("gated", [None] * len(out))]
+
+    def fold(prefix: str) -> list[dict[str, float] | None]:
+        cols = [c for c in flat.columns if c.startswith(prefix)]
+        return [
+            None if row.isna().all() else {c[len(prefix) :]: float(v) for c, v in row.items()}
+            for _, row in flat[cols].iterrows()
+        ]
+
+    boxes = flat[["box_x", "box_y", "box_w", "box_h"]]
+    out["box"] = [None if r.isna().all() else r.tolist() for _, r in boxes.iterrows()]
+    out["probabilities"], out["smoothed_probabilities"] = fold("p_"), fold("sp_")
+    return out.reindex(columns=list(FaceRecord.__dataclass_fields__))
+
+
+def _plain(v: Any) -> Any:
+    """A value from a DataFrame cell as plain JSON data (arrays → lists, NaN → None, nested dicts too)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, float) and v != v:  # NaN
+        return None
+    return v
+
+
+def to_record_dicts(frame) -> list[dict[str, Any]]:
+    """DataFrame rows as plain record dicts (NaN → None, integral columns as int, arrays as lists)."""
+    out = []
+    for row in frame.to_dict("records"):
+        rec = {k: _plain(v) for k, v in row.items()}
+        for k in ("frame_index", "face_id"):
+            if rec.get(k) is not None:
+                rec[k] = int(rec[k])
+        if rec.get("gated") is not None:
+            rec["gated"] = bool(rec["gated"])
+        out.append(rec)
+    return out
+
+
+def resume_points(path: Path, fmt: str | None = None) -> dict[str, int]:
+    """For ``--resume``: per source, the last frame index whose records are complete in a line-based output file.
+
+    A half-written last line (the run was killed mid-write) is cut off, and so are the records of the last frame
+    written (it may lack some of its faces): that frame is analysed again.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return {}
+    complete = path.read_bytes().split(b"\n")[:-1]  # what follows the last newline is empty or half-written
+    path.write_bytes(b"".join(line + b"\n" for line in complete))
+    frame = read_records(path, fmt)
+    if frame.empty:
+        return {}
+    last_src, last_idx = frame["source"].iloc[-1], int(frame["frame_index"].iloc[-1])
+    n_last = int(((frame["source"] == last_src) & (frame["frame_index"] == last_idx)).sum())
+    header = 1 if (fmt or path.suffix.lstrip(".")) == "csv" else 0
+    keep = complete[: header + len(frame) - n_last]
+    path.write_bytes(b"".join(line + b"\n" for line in keep))
+    points = {str(k): int(v) for k, v in frame.groupby("source")["frame_index"].max().items()}
+    points[str(last_src)] = last_idx - 1
+    return points
+
+
+def load_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file as dicts; a half-written last line (interrupted run) is ignored."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out

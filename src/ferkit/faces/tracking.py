@@ -1,0 +1,159 @@
+"""Face tracks across video frames: periodic detection, optical-flow propagation in between, IoU identities.
+
+Running the detector on every frame is the slowest step of video analysis, so :class:`FaceTracker` detects every
+``detect_interval`` seconds and, in between, moves each face's box and keypoints with the similarity transform
+that Lucas–Kanade optical flow finds for corner points inside the face. A track whose flow fails triggers a fresh
+detection at once. Identities (``face_id``) come from Hungarian matching on IoU between tracks and detections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ferkit.faces.detectors import Detector, Face, detect_tiled, iou
+from ferkit.media.images import Frame
+
+_FLOW_FACE_PX = 80.0
+_LK = {"winSize": (11, 11), "maxLevel": 2, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03)}
+
+
+@dataclass
+class Track:
+    """A face followed over frames."""
+
+    face_id: int
+    face: Face
+    points: np.ndarray | None = None  # (N, 1, 2) float32 corners inside the face, for optical flow
+    tracked: bool = False  # True when the current face comes from optical flow, not the detector
+    misses: int = 0  # consecutive detections that did not find this face
+
+
+@dataclass
+class FaceTracker:
+    """Detect, propagate and identify faces frame by frame (see module docstring).
+
+    ``detect_interval`` is in seconds of video time; ``0`` detects on every frame. Stills always detect (tiled,
+    so small faces in group photos are found). A face the detector misses is kept by optical flow for up to
+    ``max_misses`` detections, so one missed detection neither drops the face nor changes its id. Optical flow
+    only bridges dense sampling: when consecutive samples are more than ``max_flow_gap`` seconds apart (e.g.
+    ``--fps 5``), every sample is detected and identities come from IoU with the previous sample's boxes.
+    """
+
+    detector: Detector
+    detect_interval: float = 0.3
+    min_iou: float = 0.3
+    max_misses: int = 2
+    max_flow_gap: float = 0.1
+    tracks: list[Track] = field(default_factory=list)
+    _next_id: int = 0
+    _last_detect: float | None = None
+    _prev_gray: np.ndarray | None = None
+    _prev_time: float | None = None
+
+    def update(self, frame: Frame) -> list[Track]:
+        """Return the tracks present in ``frame`` (possibly empty)."""
+        due = (
+            frame.timestamp is None
+            or self._last_detect is None
+            or frame.timestamp - self._last_detect >= self.detect_interval - 1e-6
+            or not self.detector.gives_keypoints
+        )
+        dense = (
+            frame.timestamp is not None
+            and self._prev_time is not None
+            and frame.timestamp - self._prev_time <= self.max_flow_gap
+        )
+        if self.tracks and dense:
+            due = self._propagate(frame.gray) or due
+        elif frame.timestamp is not None:
+            due = True  # sparse sampling: faces may have moved too far for flow; detect every sample
+        if due:
+            self._detect(frame)
+        self._prev_gray, self._prev_time = frame.gray, frame.timestamp
+        return self.tracks
+
+    def _detect(self, frame: Frame) -> None:
+        rgb = frame.rgb()
+        faces = detect_tiled(self.detector, rgb) if frame.timestamp is None else self.detector.detect(rgb)
+        old = self.tracks
+        matched: dict[int, int] = {}  # detection index -> track index
+        if old and faces:
+            cost = np.array([[1.0 - iou(t.face.box, f.box) for f in faces] for t in old])
+            for r, c in zip(*linear_sum_assignment(cost), strict=True):
+                if 1.0 - cost[r, c] >= self.min_iou:
+                    matched[c] = r
+        tracks = []
+        for j, face in enumerate(faces):
+            if j in matched:
+                fid = old[matched[j]].face_id
+            else:
+                fid, self._next_id = self._next_id, self._next_id + 1
+            tracks.append(Track(fid, face, self._corners(frame.gray, face)))
+        kept = set(matched.values())
+        for r, t in enumerate(old):  # missed by the detector but still followed by optical flow
+            overlaps = any(iou(t.face.box, f.box) > 0.1 for f in faces)  # drifted onto a detected face: drop
+            if r not in kept and t.tracked and t.misses < self.max_misses and not overlaps:
+                t.misses += 1
+                t.points = self._corners(frame.gray, t.face)
+                tracks.append(t)
+        self.tracks = sorted(tracks, key=lambda t: t.face_id)
+        self._last_detect = frame.timestamp
+
+    @staticmethod
+    def _corners(gray: np.ndarray, face: Face) -> np.ndarray | None:
+        """Corner points inside the face box (found in the box's own crop: cheaper than a masked full frame)."""
+        h, w = gray.shape
+        x, y, bw, bh = face.box
+        x0, y0, x1, y1 = max(0, round(x)), max(0, round(y)), min(w, round(x + bw)), min(h, round(y + bh))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        pts = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], maxCorners=20, qualityLevel=0.01, minDistance=4)
+        return None if pts is None else pts + np.array([x0, y0], np.float32)
+
+    def _propagate(self, gray: np.ndarray) -> bool:
+        """Move every track by optical flow, dropping those that cannot be followed; True if any was lost."""
+        kept = []
+        for t in self.tracks:
+            moved = _flow(self._prev_gray, gray, t)
+            if moved is not None:
+                t.face, t.points, t.tracked = moved[0], moved[1], True
+                kept.append(t)
+        lost = len(kept) < len(self.tracks)
+        self.tracks = kept
+        return lost
+
+
+def _flow(prev: np.ndarray, gray: np.ndarray, t: Track) -> tuple[Face, np.ndarray] | None:
+    """The track's face moved from ``prev`` to ``gray`` by the similarity fitted to LK flow, or None.
+
+    Flow runs on a window around the face (the box enlarged by a quarter of its size each side), not the whole
+    frame: building the image pyramids is most of LK's cost.
+    """
+    if t.points is None or len(t.points) < 6:
+        return None
+    h, w = gray.shape
+    x, y, bw, bh = t.face.box
+    x0, y0 = max(0, int(x - bw / 4)), max(0, int(y - bh / 4))
+    x1, y1 = min(w, int(x + 1.25 * bw) + 1), min(h, int(y + 1.25 * bh) + 1)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    off = np.array([x0, y0], np.float32)
+    scale = min(1.0, _FLOW_FACE_PX / max(bw, bh, 1.0))  # track big faces at ~80 px: 4-10x fewer pixels
+    a, b = prev[y0:y1, x0:x1], gray[y0:y1, x0:x1]
+    if scale < 1.0:
+        a = cv2.resize(a, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(b, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    start = ((t.points - off) * scale).astype(np.float32)
+    new, status, _ = cv2.calcOpticalFlowPyrLK(a, b, start, None, **_LK)
+    ok = status.ravel() == 1
+    if ok.sum() < 6:
+        return None
+    new = new / scale + off
+    m, inliers = cv2.estimateAffinePartial2D(t.points[ok], new[ok], method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    if m is None or inliers.sum() < 6:
+        return None
+    return t.face.transformed(m), new[ok][inliers.ravel() == 1].reshape(-1, 1, 2)

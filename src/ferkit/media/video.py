@@ -1,0 +1,134 @@
+"""Streaming video decode (PyAV) sampled at a fixed rate.
+
+Video frames carry their presentation timestamp in seconds from the start of the stream. Decoding is streaming, so
+memory stays flat in video length; a gray plane is made for every frame and RGB only on demand (for detection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ferkit.errors import InputError
+from ferkit.media.images import IMAGE_SUFFIXES, Frame
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Stream facts read from the container header."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration: float | None
+
+
+_LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255 / 219 + 0.5, 0, 255).astype(np.uint8)
+_PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
+
+
+def gray_plane(frame) -> np.ndarray:
+    """The frame's gray image: its luma plane (range-expanded like FFmpeg's gray conversion) when the pixel format
+    is planar YUV, else FFmpeg's conversion. The shortcut is several times cheaper than converting."""
+    name = frame.format.name
+    if name not in _PLANAR_YUV:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+    full = name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
+    return np.ascontiguousarray(y) if full else cv2.LUT(y, _LIMITED_TO_FULL)
+
+
+def _open(path: Path):
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path}: not a readable video ({e.strerror or e})") from e
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: no video stream")
+    return container
+
+
+def video_info(path: Path) -> VideoInfo:
+    """Width, height, frame rate, frame count and duration of the first video stream."""
+    with _open(path) as c:
+        s = c.streams.video[0]
+        rate = float(s.average_rate or s.guessed_rate or 0)
+        dur = float(s.duration * s.time_base) if s.duration else (c.duration / 1e6 if c.duration else None)
+        return VideoInfo(s.codec_context.width, s.codec_context.height, rate, int(s.frames or 0), dur)
+
+
+def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None = None) -> Iterator[Frame]:
+    """Decode ``path`` and yield frames sampled at ``fps`` (``None``: every frame), with timestamps in seconds.
+
+    A frame is taken when its timestamp first reaches the next sampling instant (0, 1/fps, 2/fps, …), so timestamps
+    are real presentation times, never interpolated. Raises ``InputError`` when no frame can be decoded; a stream
+    that breaks part-way ends the iteration and a message is appended to ``problems``.
+    """
+    import av
+
+    if fps is not None and fps <= 0:
+        raise InputError(f"--fps must be positive or 'all', got {fps}")
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        start = stream.start_time * tb if stream.start_time is not None else 0.0
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        step = None if fps is None else 1.0 / fps
+        next_t, index, produced = 0.0, -1, 0
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                if produced == 0:
+                    raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
+                if problems is not None:
+                    problems.append(f"{path}: decoding stopped after frame {index} ({e}); earlier frames kept")
+                break
+            index += 1
+            t = max(0.0, frame.pts * tb - start) if frame.pts is not None else index / rate
+            if step is not None:
+                if t + 1e-6 < next_t:
+                    continue
+                while next_t <= t + 1e-6:
+                    next_t += step
+            produced += 1
+            yield Frame(index, round(t, 6), gray_plane(frame), _av_frame=frame)
+        if produced == 0:
+            raise InputError(f"{path}: video has no decodable frames")
+    finally:
+        container.close()
+
+
+def is_video(path: Path) -> bool:
+    """Decide by suffix; unknown suffixes are treated as images unless Pillow cannot identify them."""
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    if suffix in IMAGE_SUFFIXES:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return False
+    except Exception:
+        return True

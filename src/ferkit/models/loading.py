@@ -1,0 +1,67 @@
+"""Finding models by name: the bundled folders under ``ferkit/assets/models``, backends that register a loader
+(the optional ``fer`` package), model folders by path and ONNX spec files (``*.json``).
+
+``load_model("ferkit")`` loads the bundled model; any folder path works too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from ferkit.errors import ModelError
+from ferkit.models.base import EmotionModel, OnnxModel
+
+#: The bundled model folders (data, not code: ``ferkit/assets/models/<name>/{model.onnx,card.json}``).
+BUNDLED_DIR = Path(str(resources.files("ferkit").joinpath("assets/models")))
+
+#: Named models: name -> folder. Backends of other kinds (e.g. the ``fer`` package) register a loader instead.
+MODEL_FOLDERS: dict[str, Path] = {"ferkit": BUNDLED_DIR / "ferkit", "ferkit-gate": BUNDLED_DIR / "ferkit-gate"}
+MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(threads)
+
+
+def load_model(
+    name_or_path: str | Path = "ferkit", threads: int = 0, calibration: bool | str | Path = True
+) -> EmotionModel:
+    """Load a registered model by name, a model folder by path, or an ONNX spec file (``*.json``, see
+    :mod:`ferkit.models.spec`).
+
+    ``threads``: onnxruntime intra-op threads (0: all cores; analysis uses 1 because it runs the model beside
+    decoding, see ``pipeline``). ``calibration``: ``True`` applies the folder's ``calibration.json`` if there is
+    one, ``False`` none, a path that file; a calibration fitted for other weights is refused.
+    """
+    from ferkit.models.calibration import SIDECAR, Calibration
+
+    key = str(name_or_path)
+    if key in MODEL_LOADERS:
+        model = MODEL_LOADERS[key](threads)
+    elif key.endswith(".json") and Path(key).is_file():
+        from ferkit.models.spec import load_spec
+
+        model = load_spec(key, threads)
+    else:
+        folder = MODEL_FOLDERS.get(key, Path(key))
+        if not folder.is_dir():
+            known = ", ".join(sorted({*MODEL_FOLDERS, *MODEL_LOADERS}))
+            raise ModelError(
+                f"no model named or found at {key!r} (known names: {known}; or give a model folder or a spec .json)"
+            )
+        model = OnnxModel(folder, threads)
+    if calibration is True:
+        sidecar = getattr(model, "folder", None)
+        if sidecar is not None and (Path(sidecar) / SIDECAR).is_file():
+            model.calibrate_with(Calibration.load(Path(sidecar) / SIDECAR))
+    elif calibration not in (False, None):
+        model.calibrate_with(Calibration.load(Path(calibration)))
+    return model
+
+
+def _load_fer(threads: int) -> EmotionModel:
+    """The optional ``fer`` backend, imported only when asked for (see :mod:`ferkit.models.fer`)."""
+    from ferkit.models.fer import load_fer
+
+    return load_fer(threads)
+
+
+MODEL_LOADERS["fer"] = _load_fer
