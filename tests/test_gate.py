@@ -12,8 +12,8 @@ from conftest import CLASSES, FER, fer_files
 from sklearn.metrics import balanced_accuracy_score
 
 from ferkit.faces.align import resize_crop
-from ferkit.training.gate import build
 from ferkit.models.loading import load_model
+from ferkit.training.gate import build
 
 
 def test_gate_folder_loads_and_separates_neutral_from_expressive(tmp_path: Path) -> None:
