@@ -13,7 +13,17 @@ import numpy as np
 
 from ferkit.analysis.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
 from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
-from ferkit.analysis.records import FORMATS, FaceRecord, RecordWriter, read_records, resume_points, to_record_dicts
+from ferkit.analysis.records import (
+    AU_RECORD_FIELDS,
+    BASE_FIELDS,
+    FORMATS,
+    FaceRecord,
+    RecordWriter,
+    has_au_columns,
+    read_records,
+    resume_points,
+    to_record_dicts,
+)
 from ferkit.errors import InputError
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
@@ -91,12 +101,19 @@ def run_analysis(
         sources = collect_inputs(group)
         if not sources:
             raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
-        writer = RecordWriter(out, fmt, analyzer.classes, append=resume)
+        writer = RecordWriter(out, fmt, analyzer.classes, append=resume, au_keys=analyzer.au_keys)
         if resume and fmt == "parquet" and out.is_file() and not writer.line_path.exists():
             # A finished Parquet file: turn it back into the line file, so resuming skips what it holds.
             rows = to_record_dicts(read_records(out, "parquet"))
             writer.line_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        done = resume_points(writer.line_path, "jsonl" if fmt == "parquet" else fmt) if resume else {}
+        line_fmt = "jsonl" if fmt == "parquet" else fmt
+        if resume and writer.line_path.is_file() and writer.line_path.stat().st_size > 0:
+            written_aus = has_au_columns(read_records(writer.line_path, line_fmt).columns)
+            if written_aus != (analyzer.au_keys is not None):
+                raise InputError(
+                    f"{writer.line_path}: written {'with' if written_aus else 'without'} --aus; resume it the same way"
+                )
+        done = resume_points(writer.line_path, line_fmt) if resume else {}
         with writer:
             for rec in analyzer.iter_records(sources, strict=[p for p in group if not p.is_dir()], start_after=done):
                 writer.write(rec)
@@ -117,7 +134,7 @@ def run_analysis(
 
 
 def _plots(out: Path, fmt: str) -> list[Path]:
-    from ferkit.analysis.plots import plot_distribution, plot_timeline
+    from ferkit.analysis.plots import plot_aus, plot_distribution, plot_timeline
 
     frame = read_records(out, fmt)
     if frame.empty:
@@ -129,6 +146,9 @@ def _plots(out: Path, fmt: str) -> list[Path]:
         if d["timestamp"].notna().any() and is_video(Path(src)):
             name = f"{base.name}.{Path(src).stem}.timeline.png" if several else f"{base.name}.timeline.png"
             made.append(plot_timeline(d, base.with_name(name), title=f"{Path(src).name}: emotion timeline"))
+            if "aus" in d.columns and d["aus"].map(lambda v: isinstance(v, dict)).any():
+                au_name = name.replace(".timeline.png", ".aus.png")
+                made.append(plot_aus(d, base.with_name(au_name), title=f"{Path(src).name}: action units"))
     return made
 
 
@@ -174,7 +194,7 @@ def analyze(
     if as_dataframe:
         import pandas as pd
 
-        return pd.DataFrame(records, columns=list(FaceRecord.__dataclass_fields__))
+        return pd.DataFrame(records, columns=list(AU_RECORD_FIELDS if opts.aus else BASE_FIELDS))
     return records
 
 

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkit.analysis.au_tracks import AuTracks
+from ferkit.analysis.hardcases import RuleSet
 from ferkit.analysis.records import SENTIMENT, FaceRecord
 from ferkit.analysis.smoothing import Smoother
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop
+from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, still_crop
 from ferkit.faces.detectors import Detector, Face, create_detector
 from ferkit.faces.tracking import FaceTracker
 from ferkit.media.images import IMAGE_SUFFIXES, Frame, image_frame
@@ -44,6 +47,9 @@ class AnalyzeOptions:
     tau: float = 0.5
     margin: float = 0.1
     k: int = 3
+    aus: bool = False  # action units, visual speech and hard-case rules per face (loads the face landmarker)
+    rules: str | Path | None = None  # hard-case rules file (None: the shipped one); only with aus
+    au_baseline: bool = True  # video: correct AU features by each track's own neutral baseline (stills: never)
 
 
 def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
@@ -67,6 +73,8 @@ class _Pending:
     timestamp: float | None
     faces: list[tuple[int, Face, str]]  # (face_id, face, alignment kind)
     crops: dict[CropKind, list[np.ndarray]]  # one crop per face for each (size, channels) the models need
+    au_crops: list[np.ndarray] | None = None  # --aus: one landmarker crop per face (RGB)
+    au_fits: list[AuFit | None] | None = None  # --aus: filled by the model workers
 
 
 @dataclass
@@ -99,6 +107,20 @@ class Analyzer:
         self.models = self.ensemble.models
         if self.tta is not None:
             resolve_tta(self.tta)  # an unknown mode fails here, before any work
+        self.au_model: AuModel | None = None
+        self.landmarkers: LandmarkerPool | None = None
+        self.rules: RuleSet | None = None
+        if self.options.aus:  # everything --aus needs is loaded and checked before any work; nothing without it
+            self.au_model = AuModel.load()
+            self.rules = RuleSet.load(self.options.rules, AU_KEYS)
+            self.landmarkers = LandmarkerPool()
+        elif self.options.rules is not None:
+            raise InputError("--rules applies to --aus runs only")
+
+    @property
+    def au_keys(self) -> list[str] | None:
+        """The AU keys of the records (None without ``--aus``)."""
+        return list(AU_KEYS) if self.au_model is not None else None
 
     @property
     def model(self) -> EmotionModel:
@@ -158,9 +180,10 @@ class Analyzer:
         frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings) if video else [image_frame(path)]
         tracker = self._tracker()
         smoother = self._smoother()
+        au_tracks = self._au_tracks(video)
         pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
         for _, p, scores in self._scored(pending):
-            yield from self._records(str(path), [p], scores, smoother)
+            yield from self._records(str(path), [p], scores, smoother, au_tracks)
 
     def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
         """Records of still images, read and detected here while the workers score earlier ones in batches."""
@@ -181,7 +204,7 @@ class Analyzer:
                     self.skipped.append((str(path), str(e)))
 
         for path, p, scores in self._scored(pending()):
-            yield from self._records(str(path), [p], scores, self._smoother())
+            yield from self._records(str(path), [p], scores, self._smoother(), self._au_tracks(False))
         if failed:
             raise failed[0]
 
@@ -222,6 +245,11 @@ class Analyzer:
     def _smoother(self) -> Smoother:
         return Smoother(self.options.tau, self.options.margin, self.options.k)
 
+    def _au_tracks(self, video: bool) -> AuTracks | None:
+        if self.au_model is None or self.rules is None:
+            return None
+        return AuTracks(self.au_model, self.rules, baseline=video and self.options.au_baseline)
+
     def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
         kinds = self.ensemble.crop_kinds
         images: dict[str, np.ndarray] = {}
@@ -231,37 +259,53 @@ class Analyzer:
                 images[channels] = frame.gray if channels == "gray" else frame.rgb()
             return images[channels]
 
+        aus = self.au_model is not None
         if tracker is None:
             h, w = frame.gray.shape[:2]
             crops = {(size, ch): [resize_crop(image(ch), size, ch)] for size, ch in kinds}
-            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops)
+            au_crops = [still_crop(frame.rgb())] if aus else None
+            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops, au_crops)
         faces: list[tuple[int, Face, str]] = []
         crops = {k: [] for k in kinds}
+        au_crops: list[np.ndarray] | None = [] if aus else None
         for t in tracker.update(frame):
             for size, ch in kinds:
                 crop, kind = align_face(image(ch), t.face, size, self.options.template)
                 crops[(size, ch)].append(crop)
             faces.append((t.face_id, t.face, kind))
-        return _Pending(frame.index, frame.timestamp, faces, crops)
+            if au_crops is not None:
+                au_crops.append(au_crop(frame.rgb(), t.face.box))
+        return _Pending(frame.index, frame.timestamp, faces, crops, au_crops)
 
     def _probs(self, batch: list[_Pending]) -> list[FaceScores]:
+        if self.landmarkers is not None:  # the landmarker runs here, in the worker threads, beside the models
+            for p in batch:
+                boxes = [face.box for _, face, _ in p.faces]
+                p.au_fits = [self.landmarkers.fit(c, b[2]) for c, b in zip(p.au_crops or [], boxes, strict=True)]
         crops = {k: [c for p in batch for c in p.crops[k]] for k in self.ensemble.crop_kinds}
         if not crops[self.ensemble.crop_kinds[0]]:
             return []
         return self.ensemble.predict({k: np.stack(v) for k, v in crops.items()})
 
     def _records(
-        self, source: str, batch: list[_Pending], scores: list[FaceScores], smoother: Smoother
+        self,
+        source: str,
+        batch: list[_Pending],
+        scores: list[FaceScores],
+        smoother: Smoother,
+        au_tracks: AuTracks | None = None,
     ) -> Iterator[FaceRecord]:
         classes, name, fusion = self.classes, self.name, self.ensemble.fusion_info
+        with_aus = au_tracks is not None
         i = 0
         for p in batch:
             if not p.faces:
-                yield FaceRecord.no_face(source, p.index, p.timestamp, name)
+                yield FaceRecord.no_face(source, p.index, p.timestamp, name, with_aus)
                 continue
-            for face_id, face, kind in p.faces:
+            for j, (face_id, face, kind) in enumerate(p.faces):
                 s = scores[i]
                 i += 1
+                au_fields = au_tracks.update(face_id, p.timestamp, p.au_fits[j]) if au_tracks and p.au_fits else {}
                 emotion = confidence = sentiment = s_label = s_probs = None
                 if not s.gated:  # gated faces have no emotion and are not fed to the smoother
                     emotion, confidence = classes[s.label], round(float(s.probs[s.label]), 5)
@@ -290,6 +334,8 @@ class Analyzer:
                     fusion=fusion,
                     gate=s.gate,
                     gated=s.gated,
+                    with_aus=with_aus,
+                    **au_fields,
                 )
 
 

@@ -88,7 +88,8 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     """Save a figure (creating its folder) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if not fig.get_constrained_layout():
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -124,3 +125,37 @@ def plot_channels(fused: pd.DataFrame, channels: list[str], path: Path) -> Path:
     )
     ax.set_title("channels and fused timeline")
     return save_figure(fig, path)
+
+
+def plot_aus(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
+    """AU heatmap over time for each face of one video (presence probability, AU rows), with the speaking
+    probability and the frames where hard-case rules fire below it (records of an ``--aus`` run)."""
+    faces = records.dropna(subset=["face_id"])
+    ids = sorted(faces["face_id"].unique()) or [None]
+    fig, axes = plt.subplots(
+        len(ids), 1, figsize=(11, 4.2 * len(ids)), squeeze=False, sharex=True, constrained_layout=True
+    )
+    image = None
+    for ax, fid in zip(axes[:, 0], ids, strict=True):
+        if fid is None:
+            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
+            continue
+        d = faces[faces["face_id"] == fid].sort_values("timestamp")
+        t = d["timestamp"].to_numpy(float)
+        keys = next((list(a) for a in d["aus"] if isinstance(a, dict)), [])
+        keys = [k for k in keys if "_" not in k]  # bilateral keys; the sides add little to an overview
+        grid = np.array([[a[k] if isinstance(a, dict) else np.nan for k in keys] for a in d["aus"]]).T
+        extent = (t.min(), t.max() if len(t) > 1 else t.min() + 1, len(keys) - 0.5, -0.5)
+        image = ax.imshow(grid, aspect="auto", cmap="magma", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+        ax.set_ylim(len(keys) + 1.6, -0.5)
+        speaking = d["speaking"].to_numpy(float)
+        ax.plot(t, len(keys) + 0.5 - 0.9 * np.nan_to_num(speaking, nan=0.0), color="#2ca02c", lw=1, label="speaking")
+        hits = [bool(h) for h in d["hard_case_rules"].map(lambda v: v is not None and len(v) > 0)]
+        ax.scatter(t[hits], np.full(int(sum(hits)), len(keys) + 1.2), marker="|", color="#d62728", s=60)
+        ax.set_yticks([*range(len(keys)), len(keys) + 0.5, len(keys) + 1.2], [*keys, "speaking", "hard case"])
+        ax.set_ylabel(f"face {int(fid)}")
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0].tolist(), label="AU presence probability", shrink=0.6)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(title or "action units over time")
+    return save_figure(fig, out)

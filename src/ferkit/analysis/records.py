@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -53,17 +53,36 @@ class FaceRecord:
     fusion: dict[str, Any] | None = None  # {"strategy", "models"} when the models' outputs were fused
     gate: dict[str, Any] | None = None  # {"model", "class", "score", "threshold"} when a gate model ran
     gated: bool | None = None  # True: the gate withheld this face's emotion (probabilities kept)
+    # Action units, speech and hard cases (``--aus`` only; absent from the output of runs without it):
+    aus: dict[str, float] | None = None  # AU key -> presence probability (>= 0.5: present)
+    au_intensity: dict[str, float] | None = None  # AU key -> 0-1 intensity (uncalibrated)
+    speaking: float | None = None  # visual speech probability (video; null for stills and the first ~0.3 s)
+    speech_action: bool | None = None  # speaking with an emotional upper face (rules file, [speech_action])
+    hard_case_rules: list[str] | None = None  # reason codes of the hard-case rules that fire
+    aus_reason: str | None = None  # why ``aus`` is null on a face record (e.g. the landmarker did not fit)
+    with_aus: bool = field(default=False, repr=False, compare=False)  # an --aus run: write the AU fields
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (nested values are shared, not copied: ``asdict``'s deep copy cost 10% of
-        video analysis time)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        video analysis time); the AU fields only in ``--aus`` runs."""
+        return {name: getattr(self, name) for name in (AU_RECORD_FIELDS if self.with_aus else BASE_FIELDS)}
 
     @classmethod
-    def no_face(cls, source: str, frame_index: int, timestamp: float | None, model: str) -> FaceRecord:
+    def no_face(
+        cls, source: str, frame_index: int, timestamp: float | None, model: str, with_aus: bool = False
+    ) -> FaceRecord:
         """The record of a frame in which no face was found."""
-        empty = dict.fromkeys(cls.__dataclass_fields__)
-        return cls(**{**empty, "source": source, "frame_index": frame_index, "timestamp": timestamp, "model": model})
+        empty = dict.fromkeys(BASE_FIELDS)
+        return cls(
+            **{**empty, "source": source, "frame_index": frame_index, "timestamp": timestamp, "model": model},
+            with_aus=with_aus,
+        )
+
+
+#: The fields every run writes, and the ones an ``--aus`` run adds (in that order).
+AU_FIELDS = ("aus", "au_intensity", "speaking", "speech_action", "hard_case_rules", "aus_reason")
+BASE_FIELDS = tuple(f for f in FaceRecord.__dataclass_fields__ if f not in (*AU_FIELDS, "with_aus"))
+AU_RECORD_FIELDS = (*BASE_FIELDS, *AU_FIELDS)
 
 
 def record_schema() -> dict[str, Any]:
@@ -72,19 +91,43 @@ def record_schema() -> dict[str, Any]:
 
 
 #: Nested fields that CSV holds as JSON text in one column (empty when null).
-JSON_COLUMNS = ("models", "fusion", "gate")
+JSON_COLUMNS = ("models", "fusion", "gate", "hard_case_rules")
+#: Column prefixes of the flattened AU dicts in CSV and Parquet (``au_AU12``, ``au_intensity_AU12``).
+AU_PREFIX, AU_INTENSITY_PREFIX = "au_", "au_intensity_"
 
 
-def _flat(rec: dict[str, Any], classes: list[str]) -> dict[str, Any]:
-    row = {k: v for k, v in rec.items() if k not in ("box", "probabilities", "smoothed_probabilities")}
+def _flat(rec: dict[str, Any], classes: list[str], au_keys: list[str] | None = None) -> dict[str, Any]:
+    drop = ("box", "probabilities", "smoothed_probabilities", "aus", "au_intensity")
+    row = {k: v for k, v in rec.items() if k not in drop}
     for key in JSON_COLUMNS:
-        row[key] = None if rec.get(key) is None else json.dumps(rec[key], separators=(",", ":"))
+        if key in rec:
+            row[key] = None if rec.get(key) is None else json.dumps(rec[key], separators=(",", ":"))
     box = rec["box"] or [None] * 4
     row.update(zip(("box_x", "box_y", "box_w", "box_h"), box, strict=True))
     for key, prefix in (("probabilities", "p_"), ("smoothed_probabilities", "sp_")):
         probs = rec[key] or {}
         row.update({prefix + c: probs.get(c) for c in classes})
+    if au_keys is not None:
+        for key, prefix in (("aus", AU_PREFIX), ("au_intensity", AU_INTENSITY_PREFIX)):
+            values = rec.get(key) or {}
+            row.update({prefix + k: values.get(k) for k in au_keys})
     return row
+
+
+def _fold_aus(flat, out) -> None:
+    """CSV/Parquet ``au_*`` columns back into the ``aus`` and ``au_intensity`` dicts (in place on ``out``)."""
+    inten = [c for c in flat.columns if c.startswith(AU_INTENSITY_PREFIX)]
+    pres = [c for c in flat.columns if c.startswith(AU_PREFIX) and c not in inten]
+    for key, cols, prefix in (("aus", pres, AU_PREFIX), ("au_intensity", inten, AU_INTENSITY_PREFIX)):
+        out[key] = [
+            None if row.isna().all() else {c[len(prefix) :]: float(v) for c, v in row.items()}
+            for _, row in flat[cols].iterrows()
+        ]
+
+
+def has_au_columns(columns) -> bool:
+    """True when a CSV/Parquet/JSONL column set comes from an ``--aus`` run."""
+    return any(str(c) == "aus" or str(c).startswith(AU_PREFIX) for c in columns)
 
 
 class RecordWriter:
@@ -94,10 +137,13 @@ class RecordWriter:
     existing file untouched.
     """
 
-    def __init__(self, path: Path, fmt: str, classes: list[str], append: bool = False) -> None:
+    def __init__(
+        self, path: Path, fmt: str, classes: list[str], append: bool = False, au_keys: list[str] | None = None
+    ) -> None:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         self.path, self.fmt, self.classes, self.append = Path(path), fmt, classes, append
+        self.au_keys = au_keys  # an --aus run: AU columns (CSV/Parquet) in this order
         self.line_path = self.path.with_suffix(".partial.jsonl") if fmt == "parquet" else self.path
         self._fh: IO[str] | None = None
         self._csv: csv.DictWriter | None = None
@@ -111,7 +157,8 @@ class RecordWriter:
         except OSError as e:
             raise InputError(f"{self.line_path}: cannot write output ({e.strerror or e})") from e
         if self.fmt == "csv":
-            self._csv = csv.DictWriter(fh, fieldnames=list(_flat(_empty_record(), self.classes)))
+            empty = _empty_record(self.au_keys is not None)
+            self._csv = csv.DictWriter(fh, fieldnames=list(_flat(empty, self.classes, self.au_keys)))
             if fresh:
                 self._csv.writeheader()
         return fh
@@ -121,7 +168,7 @@ class RecordWriter:
             self._fh = self._open()
         rec = record.to_dict()
         if self._csv is not None:
-            self._csv.writerow(_flat(rec, self.classes))
+            self._csv.writerow(_flat(rec, self.classes, self.au_keys))
         else:
             self._fh.write(json.dumps(rec) + "\n")
         self._fh.flush()
@@ -133,6 +180,8 @@ class RecordWriter:
         self._fh.close()
         if self.fmt == "parquet":
             frame = read_records(self.line_path, "jsonl")
+            if self.au_keys is not None:
+                frame = _flatten_aus(frame, self.au_keys)
             frame.to_parquet(self.path, index=False)
             self.line_path.unlink()
 
@@ -146,30 +195,54 @@ class RecordWriter:
             self._fh.close()
 
 
-def _empty_record() -> dict[str, Any]:
-    return {k: None for k in FaceRecord.__dataclass_fields__}
+def _empty_record(with_aus: bool = False) -> dict[str, Any]:
+    return dict.fromkeys(AU_RECORD_FIELDS if with_aus else BASE_FIELDS)
+
+
+def _flatten_aus(frame, au_keys: list[str]):
+    """The ``aus``/``au_intensity`` dict columns of a record frame as ``au_*`` columns (for Parquet)."""
+    import pandas as pd
+
+    cols = {}
+    for key, prefix in (("aus", AU_PREFIX), ("au_intensity", AU_INTENSITY_PREFIX)):
+        values = [v if isinstance(v, dict) else {} for v in frame[key]]
+        for k in au_keys:
+            cols[prefix + k] = pd.array([v.get(k) for v in values], dtype="Float64")
+    return pd.concat([frame.drop(columns=["aus", "au_intensity"]), pd.DataFrame(cols, index=frame.index)], axis=1)
 
 
 def read_records(path: Path, fmt: str | None = None):
     """Read records written in ``fmt`` (default: by suffix) into a DataFrame with the record's columns.
 
     CSV's flattened ``box_*``, ``p_*`` and ``sp_*`` columns are folded back into ``box`` and the probability dicts,
-    and its JSON text columns (``models``, ``fusion``, ``gate``) parsed back into dicts. Files written before a
-    column existed read with that column null.
+    its JSON text columns (``models``, ``fusion``, ``gate``, ``hard_case_rules``) parsed back, and the ``au_*``
+    columns of CSV and Parquet folded into ``aus``/``au_intensity``. The AU fields are columns only when the file
+    has them (an ``--aus`` run). Files written before a column existed read with that column null.
     """
     import pandas as pd
 
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
     if fmt == "parquet":
-        return pd.read_parquet(path).reindex(columns=list(FaceRecord.__dataclass_fields__))
+        flat = pd.read_parquet(path)
+        if not has_au_columns(flat.columns):
+            return flat.reindex(columns=list(BASE_FIELDS))
+        out = flat[[c for c in flat.columns if not c.startswith(AU_PREFIX)]].copy()
+        _fold_aus(flat, out)
+        return out.reindex(columns=list(AU_RECORD_FIELDS))
     if fmt != "csv":
-        return pd.DataFrame(load_jsonl(path), columns=list(FaceRecord.__dataclass_fields__))
-    flat = pd.read_csv(path, dtype={k: object for k in (*JSON_COLUMNS, "gated")})
-    out = flat[[c for c in flat.columns if not c.startswith(("box_", "p_", "sp_"))]].copy()
+        rows = load_jsonl(path)
+        fields = AU_RECORD_FIELDS if rows and has_au_columns(rows[0]) else BASE_FIELDS
+        return pd.DataFrame(rows, columns=list(fields))
+    flat = pd.read_csv(path, dtype={k: object for k in (*JSON_COLUMNS, "gated", "speech_action")})
+    aus = has_au_columns(flat.columns)
+    out = flat[[c for c in flat.columns if not c.startswith(("box_", "p_", "sp_", AU_PREFIX))]].copy()
     for key in JSON_COLUMNS:
-        out[key] = [json.loads(v) if isinstance(v, str) else None for v in out.get(key, [None] * len(out))]
-    out["gated"] = [{"True": True, "False": False}.get(v) for v in out.get("gated", [None] * len(out))]
+        if key in flat.columns or key != "hard_case_rules":
+            out[key] = [json.loads(v) if isinstance(v, str) else None for v in out.get(key, [None] * len(out))]
+    for key in ("gated", "speech_action"):
+        if key in flat.columns or key == "gated":
+            out[key] = [{"True": True, "False": False}.get(v) for v in out.get(key, [None] * len(out))]
 
     def fold(prefix: str) -> list[dict[str, float] | None]:
         cols = [c for c in flat.columns if c.startswith(prefix)]
@@ -181,7 +254,9 @@ def read_records(path: Path, fmt: str | None = None):
     boxes = flat[["box_x", "box_y", "box_w", "box_h"]]
     out["box"] = [None if r.isna().all() else r.tolist() for _, r in boxes.iterrows()]
     out["probabilities"], out["smoothed_probabilities"] = fold("p_"), fold("sp_")
-    return out.reindex(columns=list(FaceRecord.__dataclass_fields__))
+    if aus:
+        _fold_aus(flat, out)
+    return out.reindex(columns=list(AU_RECORD_FIELDS if aus else BASE_FIELDS))
 
 
 def _plain(v: Any) -> Any:
@@ -205,8 +280,9 @@ def to_record_dicts(frame) -> list[dict[str, Any]]:
         for k in ("frame_index", "face_id"):
             if rec.get(k) is not None:
                 rec[k] = int(rec[k])
-        if rec.get("gated") is not None:
-            rec["gated"] = bool(rec["gated"])
+        for k in ("gated", "speech_action"):
+            if rec.get(k) is not None:
+                rec[k] = bool(rec[k])
         out.append(rec)
     return out
 

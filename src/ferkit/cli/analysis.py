@@ -84,13 +84,22 @@ def analyze(
     calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
     tta: str = typer.Option("auto", help=TTA_HELP),
+    aus: bool = typer.Option(
+        False,
+        "--aus",
+        help="Also action units (presence and intensity), visual speech (video), speech_action and hard-case rules "
+        "per face (runs MediaPipe's face landmarker on each face).",
+    ),
+    rules: Path | None = typer.Option(None, help="Hard-case rules TOML for --aus (default: the shipped rules)."),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.analysis.pipeline import AnalyzeOptions, ModelSetup
     from ferkit.analysis.records import FaceRecord
     from ferkit.api import run_analysis
 
-    opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops, detector=detector, detect_interval=detect_interval)
+    opts = AnalyzeOptions(
+        fps=_parse_fps(fps), crops=crops, detector=detector, detect_interval=detect_interval, aus=aus, rules=rules
+    )
     with progress() as bar:
         task = bar.add_task("analysing", total=None)
 

@@ -1,0 +1,192 @@
+"""Action units per face: a landmarker fit on a crop around the face → features → AU heads, with an optional
+per-track neutral baseline.
+
+Keys: ``AU01`` … ``AU27`` (18 learned heads), ``AU43`` (eyes closed, a rule, unvalidated) and ``AU02_L/_R``,
+``AU12_L/_R``, ``AU14_L/_R`` (the subject's left and right). Each presence probability is the head's logistic output
+shifted so that the head's F1-chosen threshold sits at 0.5 (``p >= 0.5`` = present); intensities are 0–1 and
+uncalibrated (CK+ has no intensity codes). The heads are plain numbers in ``ferkit/assets/aus/au_heads.json``
+(hash-checked; the card with data, split and figures is ``au_card.json`` beside it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ferkit.errors import ModelError
+from ferkit.faces.au_features import FEATURE_NAMES, features
+from ferkit.faces.au_heads import AUModel
+from ferkit.faces.landmarker import BLENDSHAPE_NAMES, FaceLandmarker, prepare_crop
+from ferkit.faces.speech import MouthFeatures, mouth_features
+
+AU_NUMBERS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 27)
+SIDED_AUS = (2, 12, 14)
+#: Every key of a record's ``aus`` / ``au_intensity``, in column order.
+AU_KEYS: tuple[str, ...] = (
+    *(f"AU{n:02d}" for n in AU_NUMBERS),
+    "AU43",
+    *(f"AU{n:02d}_{side}" for n in SIDED_AUS for side in ("L", "R")),
+)
+AU_DIR = Path(__file__).parents[1] / "assets" / "aus"
+HEADS_FILE = AU_DIR / "au_heads.json"
+#: SHA-256 of the shipped heads file (updated whenever the heads are retrained; the card records the same value).
+HEADS_SHA256 = "9fa548c449467ed1160b024db9a3f5f75a5a91332d5c2b5433be18170fed3057"
+#: Crops for the landmarker: the face box padded by this share of its side on every edge, resized to ``CROP_SIZE``.
+CROP_PAD, CROP_SIZE = 0.4, 192
+#: ``--crops`` images (tight face crops such as FER2013/CK+): padding and size that fit every CK+ crop (the card).
+STILL_PAD, STILL_SIZE = 0.25, 192
+
+
+def _helper_key(key: str) -> str:
+    """``AU01`` → the heads file's ``AU1`` (and ``AU12_L`` → ``AU12_L``)."""
+    base, _, side = key.partition("_")
+    return f"AU{int(base[2:])}" + (f"_{side}" if side else "")
+
+
+@dataclass(frozen=True)
+class AuFit:
+    """What the landmarker gives for one face: the AU feature vector, the mouth for visual speech, and the head pose
+    ``(pitch, yaw, roll)`` in degrees (pitch > 0: head tilted back)."""
+
+    features: np.ndarray
+    mouth: MouthFeatures
+    pose: tuple[float, float, float]
+
+
+def pose_angles(matrix: np.ndarray) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees from MediaPipe's facial transformation matrix (rotation part, XYZ order)."""
+    r = np.asarray(matrix, np.float64)[:3, :3]
+    scale = np.linalg.norm(r[:, 0])
+    r = r / max(scale, 1e-9)
+    pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
+    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
+    return round(pitch, 2), round(yaw, 2), round(roll, 2)
+
+
+def au_crop(rgb: np.ndarray, box: tuple[float, float, float, float] | list[float]) -> np.ndarray:
+    """A square RGB crop around a face box (``CROP_PAD`` on every edge, edges replicated), ``CROP_SIZE`` px."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h) * (1 + 2 * CROP_PAD)
+    cx, cy = x + w / 2, y + h / 2
+    s = CROP_SIZE / max(side, 1.0)
+    m = np.array([[s, 0, CROP_SIZE / 2 - s * cx], [0, s, CROP_SIZE / 2 - s * cy]], np.float64)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(rgb, m, (CROP_SIZE, CROP_SIZE), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+def still_crop(rgb: np.ndarray) -> np.ndarray:
+    """A whole image that already is a tight face crop (``--crops``), padded and upscaled for the landmarker."""
+    return prepare_crop(rgb, STILL_PAD, STILL_SIZE)[0]
+
+
+class LandmarkerPool:
+    """One MediaPipe landmarker per thread (the model workers fit faces in parallel; a task is not shared)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        FaceLandmarker().close()  # load and hash-check the bundle now, before any work
+
+    def fit(self, crop: np.ndarray, face_px: float | None = None) -> AuFit | None:
+        """Fit one crop; ``None`` when the landmarker finds no face in it."""
+        lm: FaceLandmarker | None = getattr(self._local, "landmarker", None)
+        if lm is None:
+            lm = self._local.landmarker = FaceLandmarker()
+        res = lm.fit(np.ascontiguousarray(crop))
+        if res is None:
+            return None
+        w, h = res.image_size
+        pts = res.landmarks.astype(np.float64) * np.array([w, h, w])
+        blend = {n: float(v) for n, v in zip(BLENDSHAPE_NAMES, res.blendshapes, strict=True)}
+        return AuFit(features(res), mouth_features(pts, blend, face_px), pose_angles(res.matrix))
+
+
+class AuModel:
+    """The AU heads as ``ferkit`` keys: :meth:`predict` gives (presence probabilities, intensities) for one feature
+    vector; ``neutral`` is the population-neutral feature vector the per-track baseline aligns to."""
+
+    def __init__(self, heads: AUModel, neutral: np.ndarray, sha256: str) -> None:
+        self.heads, self.neutral, self.sha256 = heads, neutral, sha256
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, sha256: str | None = HEADS_SHA256) -> AuModel:
+        """Read and hash-check a heads file (default: the shipped one); ``ModelError`` with one line if it fails."""
+        path = Path(path) if path is not None else HEADS_FILE
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ModelError(f"{path}: cannot read the AU heads ({e.strerror or e})") from None
+        got = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and got != sha256:
+            raise ModelError(f"{path}: SHA-256 mismatch (expected {sha256}, got {got}); reinstall")
+        try:
+            raw = json.loads(data)
+            heads = AUModel.from_dict(raw)
+            neutral = np.asarray(raw["neutral_reference"], np.float64)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"{path}: not a ferkit AU heads file ({e})") from None
+        if neutral.shape != (len(raw["feature_names"]),) or not np.isfinite(neutral).all():
+            raise ModelError(f"{path}: neutral_reference must be {len(raw['feature_names'])} finite numbers")
+        return cls(heads, neutral, got)
+
+    def predict(self, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        """``({key: presence probability}, {key: intensity})`` over :data:`AU_KEYS`, rounded to 4 decimals."""
+        est = self.heads.predict(x)
+        probs: dict[str, float] = {}
+        inten: dict[str, float] = {}
+        for key in AU_KEYS:
+            e = est[_helper_key(key)]
+            if key == "AU43":  # a rule: its score is the smaller eyeBlink, capped below 0.5 unless the rule holds
+                p = e.probability if e.present else min(e.probability, 0.49)
+            else:
+                head = self.heads.heads.get(_helper_key(key)) or self.heads.lateral[_helper_key(key).split("_")[0]]
+                t = head.threshold
+                z = math.log(max(e.probability, 1e-12) / max(1 - e.probability, 1e-12))
+                p = 1.0 / (1.0 + math.exp(-(z - math.log(t / (1 - t)))))
+            probs[key] = round(p, 4)
+            inten[key] = round(float(e.intensity), 4)
+        return probs, inten
+
+
+#: Upper-face AUs: frames without any of them feed the per-track baseline.
+EXPRESSIVE_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09")
+#: Features the baseline corrects: the upper face (brows, lids, eyes, cheeks, nose), whose resting shape differs
+#: from person to person but which speech leaves alone. Mouth features are not corrected: in conversation their
+#: running statistics are those of speech, not of a neutral mouth.
+UPPER_FACE_PREFIXES = (
+    "bs_brow", "bs_eye", "bs_cheekSquint", "bs_noseSneer", "brow_", "eye_", "upper_lid", "lower_lid", "lid_iris",
+    "infraorb", "glabella", "alar_h", "nose_wide", "cheek_h",
+)  # fmt: skip
+UPPER_FACE = np.array([n.startswith(UPPER_FACE_PREFIXES) for n in FEATURE_NAMES])
+
+
+class TrackBaseline:
+    """A face track's own neutral: the running median of its feature vectors over the last ``window`` frames whose
+    upper face looked neutral before correction (no AU of :data:`EXPRESSIVE_AUS` present). Once ``warmup`` such frames
+    are in, the upper-face features (:data:`UPPER_FACE`) are shifted by (track median − population neutral), so a
+    person's resting brows and lids read like the population's neutral ones. A median over every frame and every
+    feature (as OpenFace does) assumes a mostly neutral person: on an expressive speaker it turns smiles into frowns
+    (measured in ``benchmarks/au_baseline.py``).
+    """
+
+    def __init__(self, neutral: np.ndarray, window: int = 300, warmup: int = 10) -> None:
+        self.neutral, self.warmup = neutral, warmup
+        self._buf: deque[np.ndarray] = deque(maxlen=window)
+        self._offset: np.ndarray | None = None
+
+    def correct(self, x: np.ndarray, quiet: bool) -> np.ndarray:
+        """Return ``x`` corrected by the baseline so far (uncorrected during warm-up); a ``quiet`` (neutral-looking)
+        frame also updates the baseline."""
+        if quiet:
+            self._buf.append(np.asarray(x, np.float64))
+            if len(self._buf) >= self.warmup:
+                self._offset = (np.median(np.stack(self._buf), axis=0) - self.neutral) * UPPER_FACE
+        return x if self._offset is None else x - self._offset
