@@ -1,6 +1,7 @@
 """Every-frame video analysis speed and peak memory, with the stages broken down.
 
     python benchmarks/video_speed.py [--video ../shared/data/videos/woman_talking.mp4] [--long 4]
+    python benchmarks/video_speed.py --long 0 --modes ferkit,ferkit-aus --out video_speed_aus.json  # --aus cost
 
 Each configuration runs in its own subprocess (so peak RSS is its own) and is timed end to end after the model and
 detector are loaded (load time is reported separately). ``--long N`` also analyses an N× longer re-encoded copy
@@ -44,9 +45,10 @@ def run_config(video: str, mode: str) -> dict:
     elif mode == "decode+detect":
         n = sum(len(det.detect(f.rgb())) >= 0 for f in iter_video(Path(video), None))
     else:
-        interval = {"ferkit": 0.3, "ferkit-detect-every-frame": 0.0, "ferkit-tta-flip": 0.3}[mode]
+        interval = {"ferkit": 0.3, "ferkit-detect-every-frame": 0.0, "ferkit-tta-flip": 0.3, "ferkit-aus": 0.3}[mode]
         model.tta = "flip" if mode == "ferkit-tta-flip" else "none"
-        analyzer = Analyzer(model, AnalyzeOptions(fps=None, detect_interval=interval), _detector=det)
+        opts = AnalyzeOptions(fps=None, detect_interval=interval, aus=mode == "ferkit-aus")
+        analyzer = Analyzer(model, opts, _detector=det)
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as out:
             n = 0
             last = -1
@@ -84,26 +86,30 @@ def main() -> None:
     ap.add_argument("--video", default=str(DEFAULT_VIDEO))
     ap.add_argument("--long", type=int, default=4, help="also run an N× longer copy (0: skip)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per configuration (the median is reported)")
+    ap.add_argument("--modes", default="decode,decode+detect,ferkit-detect-every-frame,ferkit,ferkit-tta-flip")
+    ap.add_argument("--out", default="video_speed.json", help="file name under benchmarks/results/")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_config(*args.child)))
         return
     runs = []
-    modes = ["decode", "decode+detect", "ferkit-detect-every-frame", "ferkit", "ferkit-tta-flip"]
+    modes = args.modes.split(",")
     videos = [args.video]
     if args.long:
         tmp = Path(tempfile.mkdtemp()) / f"long_x{args.long}.mp4"
         videos.append(str(longer_copy(Path(args.video), args.long, tmp)))
     for video in videos:
-        for mode in modes if video == args.video else ["ferkit"]:
-            cmd = [sys.executable, __file__, "--child", video, mode]
-            reps = []
-            for _ in range(args.repeat):
+        video_modes = modes if video == args.video else ["ferkit"]
+        reps: dict[str, list[dict]] = {m: [] for m in video_modes}
+        for _ in range(args.repeat):  # interleaved, so a busy spell on the machine hits every mode alike
+            for mode in video_modes:
+                cmd = [sys.executable, __file__, "--child", video, mode]
                 res = subprocess.run(cmd, capture_output=True, text=True, check=True)  # noqa: S603 - this script
-                reps.append(json.loads(res.stdout.strip().splitlines()[-1]))
-            r = sorted(reps, key=lambda x: x["fps"])[len(reps) // 2]  # the median run
-            r.update(video=Path(video).name, fps_all_runs=[x["fps"] for x in reps])
+                reps[mode].append(json.loads(res.stdout.strip().splitlines()[-1]))
+        for mode in video_modes:
+            r = sorted(reps[mode], key=lambda x: x["fps"])[len(reps[mode]) // 2]  # the median run
+            r.update(video=Path(video).name, fps_all_runs=[x["fps"] for x in reps[mode]])
             runs.append(r)
             print(
                 f"{r['video']:18s} {mode:26s} {r['frames']:5d} frames  median {r['fps']:7.1f} frames/s "
@@ -113,11 +119,11 @@ def main() -> None:
     import platform
 
     doc = {
-        "command": f"python benchmarks/video_speed.py --long {args.long} --repeat {args.repeat}",
+        "command": f"python benchmarks/video_speed.py --long {args.long} --repeat {args.repeat} --modes {args.modes}",
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
         "runs": runs,
     }
-    out = HERE / "results" / "video_speed.json"
+    out = HERE / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
     print(out)
