@@ -64,10 +64,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every fuzz test ``fuzz``; known failures (``known_failures.py``) become strict xfails: the suite stays
+    green while they fail, and fails as soon as one passes (so it must be unlisted)."""
+    from .known_failures import KNOWN_PROPERTY_FAILURES
+
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.fuzz)
+        if here not in Path(item.fspath).parents:
+            continue
+        item.add_marker(pytest.mark.fuzz)
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        why = getattr(case, "known_failure", "") or KNOWN_PROPERTY_FAILURES.get(item.name, "")
+        if why:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known failure {why}"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from ferkit.cli.app import app, console, progress
 from ferkit.errors import InputError
+from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, check_writable
 
 
 def _parse_fps(value: str) -> float | None:
@@ -36,6 +38,29 @@ def _calibration(calibration: Path | None, no_calibration: bool, models: int = 1
     if calibration is not None and not calibration.is_file():
         raise InputError(f"{calibration}: calibration file not found")
     return calibration if calibration is not None else not no_calibration
+
+
+@contextlib.contextmanager
+def _guarded_outputs(paths: list[Path], output: Path | None, fmt: str) -> Iterator[None]:
+    """Before any work: every output analyze will write is usable (not a folder/FIFO, not an input, nor inside an
+    input folder) and locked against a second ferkit process for the whole run."""
+    from ferkit.api import default_outputs
+
+    outs = [output] if output is not None else default_outputs(paths, fmt)
+    with contextlib.ExitStack() as stack:
+        for out in outs:
+            check_writable(out, "--output", inputs=paths)
+            stack.enter_context(OutputLock(out))
+        yield
+
+
+def _check_report_outputs(report_file: Path | None, out_dir: Path | None, datasets: list[Path]) -> None:
+    if report_file is not None:
+        check_writable(report_file, "--report", inputs=datasets)
+    if out_dir is not None:
+        check_out_dir(out_dir, "--out-dir", inputs=datasets)
+        for name in ("report.json", "report.md"):
+            check_writable(out_dir / name, "--out-dir file")
 
 
 CALIBRATION_HELP = "Calibration file (per-class biases + temperature) to apply instead of the model folder's own."
@@ -103,7 +128,8 @@ def analyze(
             raise InputError(f"{reliability}: reliability report not found")
         cal = _calibration(calibration, no_calibration, len(model))
         setup = ModelSetup(model, cal, fusion, reliability, gate, gate_class, gate_threshold, tta)
-        summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
+        with _guarded_outputs(paths, output, fmt):
+            summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
     for out in summary.outputs:
         typer.echo(str(out))
     for p in summary.plots:
@@ -138,6 +164,7 @@ def evaluate(
     from ferkit.models.base import EmotionModel
     from ferkit.models.loading import load_model
 
+    _check_report_outputs(report_file, out_dir, datasets)
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
     with progress() as bar:
@@ -170,8 +197,7 @@ def evaluate(
         if b["unreadable"]:
             console.print(f"[yellow]{b['dataset']}: {b['unreadable']} unreadable image(s) skipped[/]")
     if report_file:
-        report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(json.dumps(doc, indent=1))
+        atomic_write_text(report_file, json.dumps(doc, indent=1))
         typer.echo(str(report_file))
     if out_dir:
         from ferkit.evaluation.reports import write_report
@@ -208,6 +234,8 @@ def calibrate(
 
     if not unlabelled and len(data) != 1:
         raise InputError("give one labelled dataset folder (or --unlabelled with images/videos)")
+    if output is not None:
+        check_writable(output, "--output", inputs=data)
     opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops)
     with progress() as bar:
         bar.add_task("computing logits and searching biases", total=None)
@@ -265,9 +293,12 @@ def fuse(
             w = {k.strip(): float(v) for k, v in (p.split("=") for p in weights.split(",") if p.strip())}
         except ValueError:
             raise InputError(f"--weights must look like 'face=1,voice=0.5', got {weights!r}") from None
-    fused = fuse_files(channels, window, nearest, w, int(face) if face.isdigit() else face, threshold, hold)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(fused.to_json(orient="records", lines=True))
+    check_writable(output, "--output", inputs=channels)
+    if plot:
+        check_writable(output.with_suffix(".png"), "plot (--no-plot skips it)", inputs=channels)
+    with OutputLock(output):
+        fused = fuse_files(channels, window, nearest, w, int(face) if face.isdigit() else face, threshold, hold)
+        atomic_write_text(output, fused.to_json(orient="records", lines=True, force_ascii=True))
     typer.echo(str(output))
     if plot:
         from ferkit.analysis.plots import plot_channels
@@ -305,6 +336,7 @@ def demo(
     from ferkit.api import run_analysis
     from ferkit.media.samples import make_samples
 
+    check_out_dir(out, "--out")
     image, video = make_samples(out)
     summary = run_analysis([image, video], None, "jsonl", "ferkit", None, plots=True)
     for o in summary.outputs + summary.plots:

@@ -12,6 +12,7 @@ import typer
 
 from ferkit.cli.app import app, console, progress
 from ferkit.errors import InputError
+from ferkit.media.files import atomic_write_text, check_writable
 
 
 def _need_torch(mlflow: bool = False) -> None:
@@ -89,6 +90,8 @@ def dataset_cmd(
     """Inspect training data: classes per split, labels outside the taxonomy, byte duplicates and leakage."""
     from rich.table import Table
 
+    if json_out is not None:
+        check_writable(json_out, "--json", inputs=[path])
     rep = dataset_report(path, taxonomy)
     table = Table(title=f"{path} ({rep['taxonomy']})")
     classes = sorted({c for counts in rep["counts"].values() for c in counts})
@@ -111,7 +114,7 @@ def dataset_cmd(
     for kind, items in rep["problems"].items():
         console.print(f"[yellow]{kind.replace('_', ' ')}[/]: {len(items)}, e.g. {items[0]}")
     if json_out is not None:
-        json_out.write_text(json.dumps(rep, indent=1))
+        atomic_write_text(json_out, json.dumps(rep, indent=1))
 
 
 @app.command("train")
@@ -143,6 +146,8 @@ def train_batch_cmd(
     if not configs:
         raise InputError(f"{config_dir}: no .toml/.yaml/.json configs")
     overrides = _overrides(set_)
+    if summary is not None:
+        check_writable(summary, "--summary", inputs=[config_dir])
     rows = []
     for path in configs:
         try:
@@ -165,7 +170,7 @@ def train_batch_cmd(
     for r in rows:
         console.print(json.dumps(r))
     if summary is not None:
-        summary.write_text(json.dumps(rows, indent=1))
+        atomic_write_text(summary, json.dumps(rows, indent=1))
     if any(r["status"] != "ok" for r in rows):
         raise typer.Exit(1)
 

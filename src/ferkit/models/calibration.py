@@ -61,10 +61,9 @@ class Calibration:
             raise ModelError(f"calibration classes {self.classes} differ from the model's {classes}")
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1))
-        return path
+        from ferkit.media.files import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
