@@ -50,6 +50,9 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
 
     cfg = load_config(config, overrides)
     _need_torch()
+    from ferkit.training.preflight import check_run
+
+    check_run(cfg, export)
     console.print(f"[bold]{cfg.name}[/]: run folder {cfg.run_dir}")
     with progress() as bar:
         task = bar.add_task("epoch", total=None)
@@ -146,6 +149,7 @@ def train_batch_cmd(
     if not configs:
         raise InputError(f"{config_dir}: no .toml/.yaml/.json configs")
     overrides = _overrides(set_)
+    _check_overrides(overrides)
     if summary is not None:
         check_writable(summary, "--summary", inputs=[config_dir])
     rows = []
@@ -222,6 +226,28 @@ def dataset_report(path: Path, taxonomy: str) -> dict:
         "duplicate_groups": {"within": dup.within, "across": dup.across},
         "problems": problems,
     }
+
+
+def _check_overrides(overrides: dict[str, object]) -> None:
+    """A ``--set`` that no config could take (unknown key, wrong type) is refused once, before any config runs."""
+    from ferkit.training.config import config_from_dict
+
+    if not overrides:
+        return
+    probe: dict = {"name": "probe", "data": {"sources": [{"path": "."}]}}
+    for dotted, value in overrides.items():
+        node = probe
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {dotted}: {p} is not a table")
+        node[last] = value
+    try:
+        config_from_dict(probe)
+    except InputError as exc:
+        if "unknown key" in str(exc) or any(str(exc).startswith(k) for k in overrides):
+            raise InputError(f"--set: {exc}") from None
 
 
 def _has_checkpoint(config: Path, overrides: dict[str, object]) -> bool:
