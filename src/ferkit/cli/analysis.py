@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, che
 def _parse_fps(value: str) -> float | None:
     if value.strip().lower() == "all":
         return None
+    from ferkit.media.video import MAX_FPS
+
     try:
         fps = float(value)
     except ValueError:
         raise InputError(f"--fps must be a number or 'all', got {value!r}") from None
-    if fps <= 0:
-        raise InputError(f"--fps must be positive, got {value}")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"--fps must be a number in (0, {MAX_FPS:g}] or 'all', got {value}")
     return fps
 
 
@@ -52,6 +55,22 @@ def _guarded_outputs(paths: list[Path], output: Path | None, fmt: str) -> Iterat
             check_writable(out, "--output", inputs=paths)
             stack.enter_context(OutputLock(out))
         yield
+
+
+def _check_detector(detector: str) -> None:
+    from ferkit.faces.detectors import DETECTORS
+
+    if detector not in DETECTORS:
+        raise InputError(f"--detector: {detector!r} is not one of {', '.join(DETECTORS)}")
+
+
+def _check_analyze_options(paths: list[Path], detector: str, detect_interval: float, gate_threshold: float) -> None:
+    """Option values outside their domain are refused even where this run would not use them (--crops, no --gate)."""
+    _check_detector(detector)
+    if not (math.isfinite(detect_interval) and 0 <= detect_interval <= 3600):
+        raise InputError(f"--detect-interval must be seconds in [0, 3600], got {detect_interval}")
+    if not 0 <= gate_threshold <= 1:  # also refuses nan
+        raise InputError(f"--gate-threshold must be a probability in [0, 1], got {gate_threshold}")
 
 
 def _check_report_outputs(report_file: Path | None, out_dir: Path | None, datasets: list[Path]) -> None:
@@ -122,6 +141,7 @@ def analyze(
         def tick(rec: FaceRecord) -> None:
             bar.update(task, description=f"analysing {Path(rec.source).name}", advance=1)
 
+        _check_analyze_options(paths, detector, detect_interval, gate_threshold)
         if gate is None and gate_class is not None:
             raise InputError("--gate-class needs --gate")
         if reliability is not None and not reliability.is_file():
@@ -165,6 +185,7 @@ def evaluate(
     from ferkit.models.loading import load_model
 
     _check_report_outputs(report_file, out_dir, datasets)
+    _check_detector(detector)
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
     with progress() as bar:

@@ -44,7 +44,8 @@ def check_run(cfg: RunConfig, export: bool = True) -> None:
         if src.kind != "folder" and src.kind != "weak_tags" and not path.is_file() and not path.is_dir():
             raise InputError(f"{key}: {src.path} is neither a file nor a folder")
     if cfg.model.backbone not in BACKBONES:
-        raise InputError(f"model.backbone: unknown backbone {cfg.model.backbone!r}; known: {', '.join(sorted(BACKBONES))}")
+        known = ", ".join(sorted(BACKBONES))
+        raise InputError(f"model.backbone: unknown backbone {cfg.model.backbone!r}; known: {known}")
     params = inspect.signature(BACKBONES[cfg.model.backbone]).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(cfg.model.options) - set(params) - {"num_classes", "in_channels", "dropout"})
