@@ -257,6 +257,8 @@ def calibrate(
         raise InputError("give one labelled dataset folder (or --unlabelled with images/videos)")
     if output is not None:
         check_writable(output, "--output", inputs=data)
+    if not 0 <= seed < 2**32:
+        raise InputError(f"--seed must be in [0, 2**32), got {seed}")
     opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops)
     with progress() as bar:
         bar.add_task("computing logits and searching biases", total=None)
@@ -306,7 +308,7 @@ def fuse(
     plot: bool = typer.Option(True, help="Write a per-channel and fused timeline PNG beside the output."),
 ) -> None:
     """Align channels by timestamp and fuse them by weighted voting with flicker suppression."""
-    from ferkit.analysis.channels import fuse_files
+    from ferkit.analysis.channels import channel_name, fuse_files
 
     w = None
     if weights:
@@ -324,7 +326,8 @@ def fuse(
     if plot:
         from ferkit.analysis.plots import plot_channels
 
-        typer.echo(str(plot_channels(fused, [Path(c).stem for c in channels], output.with_suffix(".png"))))
+        names = [channel_name(c) for c in channels]
+        typer.echo(str(plot_channels(fused, names, output.with_suffix(".png"))))
     states = fused["state_label"].dropna()
     console.print(f"{len(fused)} rows; fused state switches {int((states != states.shift()).sum()) - 1} times")
 

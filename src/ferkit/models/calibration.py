@@ -265,6 +265,6 @@ def parse_target(text: str, classes: list[str]) -> np.ndarray:
             ratios[classes.index(name.strip())] = float(value)
         except ValueError:
             raise InputError(f"--target: {part!r} is not class=ratio") from None
-    if (ratios < 0).any() or ratios.sum() <= 0:
-        raise InputError("--target ratios must be non-negative and not all zero")
+    if not np.isfinite(ratios).all() or (ratios < 0).any() or (ratios > 1e6).any() or ratios.sum() <= 0:
+        raise InputError("--target ratios must be finite numbers in [0, 1e6], not all zero")
     return ratios / ratios.sum()
