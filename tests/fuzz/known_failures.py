@@ -33,9 +33,6 @@ KNOWN_FAILURES: dict[str, str] = {
         "fer-csv: training/sources.py fer2013_csv_source() does not range-check pixel values"
     ),
     "dataset/csv-not-utf8": "fer-csv: training/sources.py _open_csv() does not catch UnicodeDecodeError",
-    "analyze/video-ffmpeg-protocol-name": (
-        "ffmpeg-url-names: now refused, but MediaPipe's native log line comes first (detector built before inputs open)"
-    ),
     "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
     "train/resume-config-json-garbage": (
         "train-parsing: training/loop.py reads <run>/config.json unchecked on --resume"
