@@ -24,13 +24,13 @@ def _is_number(v: object) -> bool:
 
 def finite(v: object, where: str, field: str) -> float:
     if not _is_number(v):
-        raise InputError(f"{where}: '{field}' must be a number, got {v!r}"[:300])
+        raise InputError(f"{where} has a non-numeric '{field}': {v!r}"[:300])
     try:
         x = float(v)  # type: ignore[arg-type]
     except OverflowError:
         x = math.inf
     if not math.isfinite(x):
-        raise InputError(f"{where}: '{field}' must be a finite number, got {v!r}"[:300])
+        raise InputError(f"{where} has a non-finite '{field}': {v!r}"[:300])
     return x
 
 
@@ -57,7 +57,7 @@ def check_channel_row(row: dict[str, Any], where: str) -> None:
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
     if row.get("timestamp") is None:
-        raise InputError(f"{where}: missing field 'timestamp'")
+        raise InputError(f"{where} is missing field 'timestamp'")
     finite(row["timestamp"], where, "timestamp")
     label, probs = row.get("label"), row.get("probabilities")
     if probs is not None:
@@ -65,7 +65,7 @@ def check_channel_row(row: dict[str, Any], where: str) -> None:
     if label is not None and (not isinstance(label, str) or not label.strip()):
         raise InputError(f"{where}: 'label' must be a non-empty string, got {label!r}"[:300])
     if label is None and probs is None:
-        raise InputError(f"{where}: missing field 'label' or 'probabilities'")
+        raise InputError(f"{where} is missing field 'label' or 'probabilities'")
     conf = row.get("confidence")
     if conf is not None:
         c = finite(conf, where, "confidence")

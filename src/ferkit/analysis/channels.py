@@ -99,6 +99,10 @@ def read_channel(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"channel file not found: {path}")
     raw = _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+    if raw and all(isinstance(r, dict) and "timestamp" not in r for r in raw):
+        raise InputError(f"{path}: missing field 'timestamp'")
+    if raw and all(isinstance(r, dict) and "label" not in r and "probabilities" not in r for r in raw):
+        raise InputError(f"{path}: missing field 'label' or 'probabilities'")
     for i, row in enumerate(raw, start=1):
         check_channel_row(row, f"{path}: row {i}")
     if not raw:

@@ -48,11 +48,16 @@ def _guarded_outputs(paths: list[Path], output: Path | None, fmt: str) -> Iterat
     """Before any work: every output analyze will write is usable (not a folder/FIFO, not an input, nor inside an
     input folder) and locked against a second ferkit process for the whole run."""
     from ferkit.api import default_outputs
+    from ferkit.media.images import IMAGE_SUFFIXES
+    from ferkit.media.video import VIDEO_SUFFIXES
 
     outs = [output] if output is not None else default_outputs(paths, fmt)
+    files = [p for p in paths if not p.is_dir()]
     with contextlib.ExitStack() as stack:
         for out in outs:
-            check_writable(out, "--output", inputs=paths)
+            # inside an input folder is fine (./ferkit-results beside `ferkit analyze .`) unless it would be an input
+            media = out.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            check_writable(out, "--output", inputs=paths if media else files)
             stack.enter_context(OutputLock(out))
         yield
 
@@ -61,7 +66,7 @@ def _check_detector(detector: str) -> None:
     from ferkit.faces.detectors import DETECTORS
 
     if detector not in DETECTORS:
-        raise InputError(f"--detector: {detector!r} is not one of {', '.join(DETECTORS)}")
+        raise InputError(f"--detector: unknown detector {detector!r} (known: {', '.join(DETECTORS)})")
 
 
 def _check_analyze_options(paths: list[Path], detector: str, detect_interval: float, gate_threshold: float) -> None:

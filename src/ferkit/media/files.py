@@ -65,7 +65,7 @@ def check_writable(path: Path | str, what: str = "output", inputs: Iterable[Path
         raise InputError(f"{_name(path)}: {what} cannot be used ({e.strerror})") from None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{_name(path)}: {what} is a folder, expected a file path")
+            raise InputError(f"{_name(path)}: cannot write output: {what} is a folder, expected a file path")
         if not stat.S_ISREG(st.st_mode):
             raise InputError(f"{_name(path)}: {what} is not a regular file (a FIFO, socket or device)")
         if not os.access(path, os.W_OK):
@@ -190,7 +190,9 @@ class OutputLock:
     def acquire(self) -> OutputLock:
         import fcntl
 
+        missing = [d for d in [self.lock_path.parent, *self.lock_path.parent.parents] if not d.exists()]
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._made = missing  # removed again on release when still empty (a refused run leaves no folders)
         for _ in range(100):
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
@@ -215,6 +217,9 @@ class OutputLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+        for d in getattr(self, "_made", []):
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
     def __enter__(self) -> OutputLock:
         return self.acquire()

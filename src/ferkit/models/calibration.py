@@ -68,6 +68,13 @@ class Calibration:
     @classmethod
     def load(cls, path: Path) -> Calibration:
         """Read and validate a calibration file (corrupt, incomplete or out-of-range files raise ``ModelError``)."""
+        try:
+            return cls._load(path)
+        except ModelError as e:
+            raise ModelError(f"{path}: not a valid calibration file ({str(e).removeprefix(f'{path}: ')})") from None
+
+    @classmethod
+    def _load(cls, path: Path) -> Calibration:
         from ferkit.models import schema as s
 
         data = s.read_json_object(path, "calibration file")
@@ -81,7 +88,7 @@ class Calibration:
         classes = s.class_list(data["classes"], "classes", path)
         bias = data["bias"]
         if not isinstance(bias, list) or len(bias) != len(classes):
-            raise ModelError(f"{path}: bias must be a list of one number per class ({len(classes)})")
+            raise ModelError(f"{path}: bias must be a list of one finite number per class ({len(classes)})")
         bias = [s.number(b, f"bias[{i}]", path, -MAX_BIAS, MAX_BIAS) for i, b in enumerate(bias)]
         temperature = s.number(data.get("temperature", 1.0), "temperature", path, *TEMPERATURE_RANGE)
         for key in ("method", "objective"):
