@@ -8,6 +8,9 @@ listed case that starts passing fails the suite until its line here is removed. 
 from __future__ import annotations
 
 KNOWN_FAILURES: dict[str, str] = {
+    "analyze/empty-path-argument": (
+        "analyze-option-domains: typer turns '' into Path('.'); needs a callback on analyze()'s paths argument"
+    ),
     "analyze/same-file-named-twice": (
         "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
     ),
