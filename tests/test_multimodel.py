@@ -18,6 +18,7 @@ import ferkit
 from ferkit.analysis.records import read_records, record_schema, to_record_dicts
 from ferkit.errors import InputError, ModelError
 from ferkit.faces.align import resize_crop
+from ferkit.models.base import sha256_file
 from ferkit.models.fusion import ModelOutput, fuse_models
 from ferkit.models.loading import BUNDLED_DIR, load_model
 
@@ -42,6 +43,7 @@ def write_spec(folder: Path, name: str = "renamed", **overrides) -> Path:
         "mean": 0.5,
         "std": [0.5],
         "classes": OWN,
+        "sha256": sha256_file(ONNX),  # required: a spec names its weights by hash
     }
     spec = {k: v for k, v in {**spec, **overrides}.items() if v is not None}
     path = folder / f"{name}.json"

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ferkit.analysis.channel_checks import (
+    check_channel_row,
+    check_face_record,
+    check_fuse_options,
+    check_span,
+    read_lines,
+)
 from ferkit.errors import InputError
 from ferkit.models.fusion import Vector, union_classes
 
@@ -56,6 +64,8 @@ def face_channel(records: list[dict], face: str | int = "largest") -> pd.DataFra
     Records with ``face_id`` None (no face tracked), faces a gate model withheld (``gated``), and records with
     neither emotion nor probabilities are dropped.
     """
+    for i, r in enumerate(records, start=1):
+        check_face_record(r, f"face record {i}")
     if any(r.get("timestamp") is None for r in records):
         raise InputError("still images have no timestamps; face_channel needs video records")
     best: dict[float, tuple[float, dict]] = {}
@@ -88,32 +98,24 @@ def read_channel(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"channel file not found: {path}")
-    try:
-        if path.suffix.lower() == ".csv":
-            df = pd.read_csv(path)
-        else:
-            df = pd.DataFrame([json.loads(s) for s in path.read_text().splitlines() if s.strip()])
-    except (ValueError, OSError) as e:
-        raise InputError(f"{path}: unreadable channel file ({e})") from e
-    if "timestamp" not in df.columns:
+    raw = _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+    if raw and all(isinstance(r, dict) and "timestamp" not in r for r in raw):
         raise InputError(f"{path}: missing field 'timestamp'")
-    if "label" not in df.columns and "probabilities" not in df.columns:
+    if raw and all(isinstance(r, dict) and "label" not in r and "probabilities" not in r for r in raw):
         raise InputError(f"{path}: missing field 'label' or 'probabilities'")
-    if "probabilities" in df.columns:
-        df["probabilities"] = [json.loads(p) if isinstance(p, str) else p for p in df["probabilities"]]
-    for field in ("timestamp", "confidence"):
-        if field in df.columns:
-            num = pd.to_numeric(df[field], errors="coerce")
-            bad = num.isna() & df[field].notna()
-            if bad.any():
-                raise InputError(f"{path}: row {int(np.argmax(bad.to_numpy())) + 1} has a non-numeric '{field}'")
-            df[field] = num
-    df["confidence"] = df["confidence"].fillna(1.0) if "confidence" in df.columns else 1.0
-    for i, (_, row) in enumerate(df.iterrows(), start=1):
-        if pd.isna(row["timestamp"]):
-            raise InputError(f"{path}: row {i} is missing field 'timestamp'")
-        if _vector(row) is None:
-            raise InputError(f"{path}: row {i} is missing field 'label' or 'probabilities'")
+    for i, row in enumerate(raw, start=1):
+        check_channel_row(row, f"{path}: row {i}")
+    if not raw:
+        raise InputError(f"{path}: no samples")
+    df = pd.DataFrame(raw)
+    if "label" not in df.columns:
+        df["label"] = None
+    if "probabilities" not in df.columns:
+        df["probabilities"] = None
+    df["confidence"] = (
+        pd.to_numeric(df["confidence"], errors="coerce").fillna(1.0) if "confidence" in df.columns else 1.0
+    )
+    df["timestamp"] = df["timestamp"].astype(float)
     rows = []
     for t, g in df.sort_values("timestamp", kind="stable").groupby("timestamp", sort=True):
         if len(g) > 1 and "probabilities" in g and all(isinstance(p, dict) for p in g["probabilities"]):
@@ -124,6 +126,50 @@ def read_channel(path: str | Path) -> pd.DataFrame:
         label, probs = (label if isinstance(label, str) else None), (probs if isinstance(probs, dict) else None)
         rows.append({"timestamp": float(t), "label": label, "probabilities": probs, "confidence": conf})
     return _frame(rows, ["timestamp", "label", "probabilities", "confidence"])
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    rows = []
+    for i, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except (ValueError, RecursionError) as e:
+            raise InputError(f"{path}: line {i} is not JSON ({str(e)[:80]})") from None
+        if not isinstance(rows[-1], dict):
+            raise InputError(f"{path}: line {i} is not a JSON object")
+    return rows
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    """CSV rows as dicts: empty cells dropped, numbers parsed, ``probabilities`` parsed from its JSON text."""
+    import io
+
+    try:
+        df = pd.read_csv(io.StringIO("\n".join(read_lines(path))), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise InputError(f"{path}: unreadable CSV ({str(e).splitlines()[0][:120]})") from None
+    rows = []
+    for i, rec in enumerate(df.to_dict("records"), start=1):
+        row: dict = {}
+        for k, v in rec.items():
+            if v == "":
+                continue
+            if k in ("timestamp", "confidence"):
+                try:
+                    row[k] = float(v)
+                except ValueError:
+                    raise InputError(f"{path}: row {i} has a non-numeric '{k}'") from None
+            elif k == "probabilities":
+                try:
+                    row[k] = json.loads(v)
+                except (ValueError, RecursionError):
+                    raise InputError(f"{path}: row {i}: 'probabilities' is not a JSON object") from None
+            else:
+                row[k] = v
+        rows.append(row)
+    return rows
 
 
 def _check_channels(channels: dict[str, pd.DataFrame]) -> None:
@@ -157,6 +203,7 @@ def sync_windows(channels: dict[str, pd.DataFrame], window: float) -> pd.DataFra
         return math.floor(t / window + 1e-9)  # tolerate float error: 0.3 / 0.1 belongs to window 3
 
     ts = pd.concat([df["timestamp"] for df in channels.values()])
+    check_span(float(ts.min()), float(ts.max()), window)
     ks = range(index(float(ts.min())), index(float(ts.max())) + 1)
     rows = [{"start": k * window, "end": (k + 1) * window} for k in ks]
     for name, df in channels.items():
@@ -247,11 +294,25 @@ def load_channel_file(path: Path, face: str | int = "largest") -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path}: channel file not found")
     fmt = path.suffix.lstrip(".").lower()
-    if fmt == "parquet" or (fmt == "jsonl" and "face_id" in (load_jsonl(path)[:1] or [{}])[0]):
-        return face_channel(to_record_dicts(read_records(path, fmt)), face)
-    if fmt == "csv" and "face_id" in pd.read_csv(path, nrows=0).columns:
-        return face_channel(to_record_dicts(read_records(path, "csv")), face)
-    return read_channel(path)
+    try:
+        if fmt == "parquet":
+            records = to_record_dicts(read_records(path, fmt))
+        elif fmt == "jsonl" and '"face_id"' in next((ln for ln in read_lines(path) if ln.strip()), ""):
+            records = load_jsonl(path)
+        elif fmt == "csv" and "face_id" in next(iter(read_lines(path)), "").split(","):
+            records = to_record_dicts(read_records(path, "csv"))
+        else:
+            return read_channel(path)
+    except InputError:
+        raise
+    except Exception as e:  # pandas, pyarrow and json all raise their own types on a damaged file
+        raise InputError(f"{path}: unreadable records file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from e
+    return face_channel(records, face)
+
+
+def channel_name(path: str | Path) -> str:
+    """A channel's name: its file stem, with bytes that are not UTF-8 written as ``\\xNN`` (names become JSON keys)."""
+    return os.fsencode(Path(path).stem).decode("utf-8", "backslashreplace")
 
 
 def fuse_files(
@@ -265,7 +326,8 @@ def fuse_files(
 ) -> pd.DataFrame:
     """Read channels (named by file stem), sync them (windows of ``window`` s, or nearest to the first file within
     ``tolerance`` s) and fuse them; returns the fused table with each channel's vector per row."""
-    names = [Path(p).stem for p in paths]
+    check_fuse_options(window, tolerance, threshold, weights)
+    names = [channel_name(p) for p in paths]
     if len(set(names)) != len(names):
         raise InputError(f"channel files need distinct names, got {', '.join(names)}")
     channels = {n: load_channel_file(Path(p), face) for n, p in zip(names, paths, strict=True)}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -13,17 +15,20 @@ from rich.table import Table
 
 from ferkit.cli.app import app, console, progress
 from ferkit.errors import InputError
+from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, check_writable
 
 
 def _parse_fps(value: str) -> float | None:
     if value.strip().lower() == "all":
         return None
+    from ferkit.media.video import MAX_FPS
+
     try:
         fps = float(value)
     except ValueError:
         raise InputError(f"--fps must be a number or 'all', got {value!r}") from None
-    if fps <= 0:
-        raise InputError(f"--fps must be positive, got {value}")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"--fps must be a number in (0, {MAX_FPS:g}] or 'all', got {value}")
     return fps
 
 
@@ -36,6 +41,50 @@ def _calibration(calibration: Path | None, no_calibration: bool, models: int = 1
     if calibration is not None and not calibration.is_file():
         raise InputError(f"{calibration}: calibration file not found")
     return calibration if calibration is not None else not no_calibration
+
+
+@contextlib.contextmanager
+def _guarded_outputs(paths: list[Path], output: Path | None, fmt: str) -> Iterator[None]:
+    """Before any work: every output analyze will write is usable (not a folder/FIFO, not an input, nor inside an
+    input folder) and locked against a second ferkit process for the whole run."""
+    from ferkit.api import default_outputs
+    from ferkit.media.images import IMAGE_SUFFIXES
+    from ferkit.media.video import VIDEO_SUFFIXES
+
+    outs = [output] if output is not None else default_outputs(paths, fmt)
+    files = [p for p in paths if not p.is_dir()]
+    with contextlib.ExitStack() as stack:
+        for out in outs:
+            # inside an input folder is fine (./ferkit-results beside `ferkit analyze .`) unless it would be an input
+            media = out.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            check_writable(out, "--output", inputs=paths if media else files)
+            stack.enter_context(OutputLock(out))
+        yield
+
+
+def _check_detector(detector: str) -> None:
+    from ferkit.faces.detectors import DETECTORS
+
+    if detector not in DETECTORS:
+        raise InputError(f"--detector: unknown detector {detector!r} (known: {', '.join(DETECTORS)})")
+
+
+def _check_analyze_options(paths: list[Path], detector: str, detect_interval: float, gate_threshold: float) -> None:
+    """Option values outside their domain are refused even where this run would not use them (--crops, no --gate)."""
+    _check_detector(detector)
+    if not (math.isfinite(detect_interval) and 0 <= detect_interval <= 3600):
+        raise InputError(f"--detect-interval must be seconds in [0, 3600], got {detect_interval}")
+    if not 0 <= gate_threshold <= 1:  # also refuses nan
+        raise InputError(f"--gate-threshold must be a probability in [0, 1], got {gate_threshold}")
+
+
+def _check_report_outputs(report_file: Path | None, out_dir: Path | None, datasets: list[Path]) -> None:
+    if report_file is not None:
+        check_writable(report_file, "--report", inputs=datasets)
+    if out_dir is not None:
+        check_out_dir(out_dir, "--out-dir", inputs=datasets)
+        for name in ("report.json", "report.md"):
+            check_writable(out_dir / name, "--out-dir file")
 
 
 CALIBRATION_HELP = "Calibration file (per-class biases + temperature) to apply instead of the model folder's own."
@@ -106,13 +155,15 @@ def analyze(
         def tick(rec: FaceRecord) -> None:
             bar.update(task, description=f"analysing {Path(rec.source).name}", advance=1)
 
+        _check_analyze_options(paths, detector, detect_interval, gate_threshold)
         if gate is None and gate_class is not None:
             raise InputError("--gate-class needs --gate")
         if reliability is not None and not reliability.is_file():
             raise InputError(f"{reliability}: reliability report not found")
         cal = _calibration(calibration, no_calibration, len(model))
         setup = ModelSetup(model, cal, fusion, reliability, gate, gate_class, gate_threshold, tta)
-        summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
+        with _guarded_outputs(paths, output, fmt):
+            summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
     for out in summary.outputs:
         typer.echo(str(out))
     for p in summary.plots:
@@ -147,6 +198,8 @@ def evaluate(
     from ferkit.models.base import EmotionModel
     from ferkit.models.loading import load_model
 
+    _check_report_outputs(report_file, out_dir, datasets)
+    _check_detector(detector)
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
     with progress() as bar:
@@ -179,8 +232,7 @@ def evaluate(
         if b["unreadable"]:
             console.print(f"[yellow]{b['dataset']}: {b['unreadable']} unreadable image(s) skipped[/]")
     if report_file:
-        report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(json.dumps(doc, indent=1))
+        atomic_write_text(report_file, json.dumps(doc, indent=1))
         typer.echo(str(report_file))
     if out_dir:
         from ferkit.evaluation.reports import write_report
@@ -217,6 +269,10 @@ def calibrate(
 
     if not unlabelled and len(data) != 1:
         raise InputError("give one labelled dataset folder (or --unlabelled with images/videos)")
+    if output is not None:
+        check_writable(output, "--output", inputs=data)
+    if not 0 <= seed < 2**32:
+        raise InputError(f"--seed must be in [0, 2**32), got {seed}")
     opts = AnalyzeOptions(fps=_parse_fps(fps), crops=crops)
     with progress() as bar:
         bar.add_task("computing logits and searching biases", total=None)
@@ -266,7 +322,7 @@ def fuse(
     plot: bool = typer.Option(True, help="Write a per-channel and fused timeline PNG beside the output."),
 ) -> None:
     """Align channels by timestamp and fuse them by weighted voting with flicker suppression."""
-    from ferkit.analysis.channels import fuse_files
+    from ferkit.analysis.channels import channel_name, fuse_files
 
     w = None
     if weights:
@@ -274,14 +330,18 @@ def fuse(
             w = {k.strip(): float(v) for k, v in (p.split("=") for p in weights.split(",") if p.strip())}
         except ValueError:
             raise InputError(f"--weights must look like 'face=1,voice=0.5', got {weights!r}") from None
-    fused = fuse_files(channels, window, nearest, w, int(face) if face.isdigit() else face, threshold, hold)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(fused.to_json(orient="records", lines=True))
+    check_writable(output, "--output", inputs=channels)
+    if plot:
+        check_writable(output.with_suffix(".png"), "plot (--no-plot skips it)", inputs=channels)
+    with OutputLock(output):
+        fused = fuse_files(channels, window, nearest, w, int(face) if face.isdigit() else face, threshold, hold)
+        atomic_write_text(output, fused.to_json(orient="records", lines=True, force_ascii=True))
     typer.echo(str(output))
     if plot:
         from ferkit.analysis.plots import plot_channels
 
-        typer.echo(str(plot_channels(fused, [Path(c).stem for c in channels], output.with_suffix(".png"))))
+        names = [channel_name(c) for c in channels]
+        typer.echo(str(plot_channels(fused, names, output.with_suffix(".png"))))
     states = fused["state_label"].dropna()
     console.print(f"{len(fused)} rows; fused state switches {int((states != states.shift()).sum()) - 1} times")
 
@@ -314,6 +374,7 @@ def demo(
     from ferkit.api import run_analysis
     from ferkit.media.samples import make_samples
 
+    check_out_dir(out, "--out")
     image, video = make_samples(out)
     summary = run_analysis([image, video], None, "jsonl", "ferkit", None, plots=True)
     for o in summary.outputs + summary.plots:

@@ -12,6 +12,7 @@ import typer
 
 from ferkit.cli.app import app, console, progress
 from ferkit.errors import InputError
+from ferkit.media.files import atomic_write_text, check_writable
 
 
 def _need_torch(mlflow: bool = False) -> None:
@@ -49,6 +50,9 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
 
     cfg = load_config(config, overrides)
     _need_torch()
+    from ferkit.training.preflight import check_run
+
+    check_run(cfg, export)
     console.print(f"[bold]{cfg.name}[/]: run folder {cfg.run_dir}")
     with progress() as bar:
         task = bar.add_task("epoch", total=None)
@@ -89,6 +93,8 @@ def dataset_cmd(
     """Inspect training data: classes per split, labels outside the taxonomy, byte duplicates and leakage."""
     from rich.table import Table
 
+    if json_out is not None:
+        check_writable(json_out, "--json", inputs=[path])
     rep = dataset_report(path, taxonomy)
     table = Table(title=f"{path} ({rep['taxonomy']})")
     classes = sorted({c for counts in rep["counts"].values() for c in counts})
@@ -111,7 +117,7 @@ def dataset_cmd(
     for kind, items in rep["problems"].items():
         console.print(f"[yellow]{kind.replace('_', ' ')}[/]: {len(items)}, e.g. {items[0]}")
     if json_out is not None:
-        json_out.write_text(json.dumps(rep, indent=1))
+        atomic_write_text(json_out, json.dumps(rep, indent=1))
 
 
 @app.command("train")
@@ -143,6 +149,9 @@ def train_batch_cmd(
     if not configs:
         raise InputError(f"{config_dir}: no .toml/.yaml/.json configs")
     overrides = _overrides(set_)
+    _check_overrides(overrides)
+    if summary is not None:
+        check_writable(summary, "--summary", inputs=[config_dir])
     rows = []
     for path in configs:
         try:
@@ -165,7 +174,7 @@ def train_batch_cmd(
     for r in rows:
         console.print(json.dumps(r))
     if summary is not None:
-        summary.write_text(json.dumps(rows, indent=1))
+        atomic_write_text(summary, json.dumps(rows, indent=1))
     if any(r["status"] != "ok" for r in rows):
         raise typer.Exit(1)
 
@@ -217,6 +226,28 @@ def dataset_report(path: Path, taxonomy: str) -> dict:
         "duplicate_groups": {"within": dup.within, "across": dup.across},
         "problems": problems,
     }
+
+
+def _check_overrides(overrides: dict[str, object]) -> None:
+    """A ``--set`` that no config could take (unknown key, wrong type) is refused once, before any config runs."""
+    from ferkit.training.config import config_from_dict
+
+    if not overrides:
+        return
+    probe: dict = {"name": "probe", "data": {"sources": [{"path": "."}]}}
+    for dotted, value in overrides.items():
+        node = probe
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {dotted}: {p} is not a table")
+        node[last] = value
+    try:
+        config_from_dict(probe)
+    except InputError as exc:
+        if "unknown key" in str(exc) or any(str(exc).startswith(k) for k in overrides):
+            raise InputError(f"--set: {exc}") from None
 
 
 def _has_checkpoint(config: Path, overrides: dict[str, object]) -> bool:

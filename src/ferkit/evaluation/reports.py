@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ferkit.evaluation.plots import plot_class_comparison, plot_confusion, plot_confusion_grid, plot_reliability
+from ferkit.media.files import atomic_write_text, check_out_dir, check_writable
 
 SUMMARY_COLUMNS = [
     "#",
@@ -135,12 +136,17 @@ def write_confusion_csv(block: dict, path: Path) -> Path:
 
 def write_report(doc: dict, out_dir: Path) -> list[Path]:
     """Write report.json, report.md, per-block confusion CSV/PNG and reliability PNG, plus comparison plots."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_out_dir(out_dir, "--out-dir")
     blocks = doc["results"]
+    names = ["report.json", "report.md", "per_class_recall.png", "confusion_grid.png"]
+    for slug in slugs(blocks):
+        names += [f"confusion_{slug}.csv", f"confusion_{slug}.png", f"reliability_{slug}.png"]
+    for name in names:  # every file it will write, before the first is written
+        check_writable(out_dir / name, "--out-dir file")
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "report.json", out_dir / "report.md"]
-    written[0].write_text(json.dumps(doc, indent=1) + "\n")
-    written[1].write_text(markdown_report(doc))
+    atomic_write_text(written[0], json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(written[1], markdown_report(doc))
     for b, slug in zip(blocks, slugs(blocks), strict=True):
         written.append(write_confusion_csv(b, out_dir / f"confusion_{slug}.csv"))
         written.append(plot_confusion(b, out_dir / f"confusion_{slug}.png"))

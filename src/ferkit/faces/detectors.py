@@ -110,7 +110,8 @@ class _MediaPipeBase(Detector):
         raise NotImplementedError
 
     def close(self) -> None:
-        self._graph.close()
+        with _quiet_native_stderr():  # tearing a graph down may log too (a glog warning on stderr)
+            self._graph.close()
 
 
 @register_detector("blazeface")

@@ -45,6 +45,29 @@ class Frame:
         return self._rgb
 
 
+#: Longest image side accepted: OpenCV's warps (used by the face detectors) abort at SHRT_MAX (32767).
+MAX_IMAGE_SIDE = 32766
+
+
+def _to_rgb8(im) -> np.ndarray:
+    """RGB uint8 from any Pillow mode, scaled from the image's true bit depth: 16-bit (``I;16``, or ``I`` holding
+    16-bit values) by 1/257, 32-bit integers by their maximum, float (``F``) pixels in [0, 1] by 255 (else clipped to
+    [0, 255]). Pillow's own ``convert("RGB")`` clips these to white or black."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return np.asarray(im.convert("RGB"))
+    a = np.asarray(im).astype(np.float64)
+    if im.mode == "F":
+        finite = a[np.isfinite(a)]
+        top = float(finite.max()) if finite.size else 0.0
+        a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0) * (255.0 if top <= 1.0 else 1.0)
+    elif im.mode.startswith("I;16") or a.max(initial=0) <= 65535:
+        a = a / 257.0
+    else:
+        a = a * (255.0 / a.max())
+    gray = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.dstack([gray, gray, gray]))
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image file as RGB uint8; ``InputError`` for missing, non-image, truncated or huge files."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -61,8 +84,10 @@ def read_image(path: Path) -> np.ndarray:
                 raise InputError(
                     f"{path}: image too large ({im.width}×{im.height} px > {MAX_IMAGE_PIXELS:,} px); downscale it first"
                 )
+            if max(im.size) > MAX_IMAGE_SIDE:  # OpenCV (also inside MediaPipe) aborts the process on such sides
+                raise InputError(f"{path}: image side of {max(im.size)} px is more than {MAX_IMAGE_SIDE} px")
             im.load()
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos: honour EXIF rotation
+            return _to_rgb8(ImageOps.exif_transpose(im))  # phone photos: honour EXIF rotation
     except InputError:  # our own refusal (too large) is a ValueError too: pass it on as it is
         raise
     except UnidentifiedImageError as e:

@@ -6,6 +6,7 @@ memory stays flat in video length; a gray plane is made for every frame and RGB 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 from ferkit.errors import InputError
 from ferkit.media.images import IMAGE_SUFFIXES, Frame
 
+#: Highest sampling rate ``--fps`` accepts (no camera records faster; above it, use 'all').
+MAX_FPS = 1000.0
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 
 
@@ -53,7 +56,8 @@ def _open(path: Path):
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        container = av.open(str(path))
+        # "file:" + an absolute path: FFmpeg would take a name like "concat:a|b" or "http:x" as a protocol URL
+        container = av.open("file:" + str(path.absolute()))
     except av.error.FFmpegError as e:
         raise InputError(f"{path}: not a readable video ({e.strerror or e})") from e
     if not container.streams.video:
@@ -80,8 +84,8 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
     """
     import av
 
-    if fps is not None and fps <= 0:
-        raise InputError(f"--fps must be positive or 'all', got {fps}")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"--fps must be a number in (0, {MAX_FPS}] or 'all', got {fps}")
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -108,14 +112,35 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
             if step is not None:
                 if t + 1e-6 < next_t:
                     continue
-                while next_t <= t + 1e-6:
-                    next_t += step
+                next_t = (math.floor((t + 1e-6) / step) + 1) * step  # the next instant after t, in one step
             produced += 1
             yield Frame(index, round(t, 6), gray_plane(frame), _av_frame=frame)
         if produced == 0:
             raise InputError(f"{path}: video has no decodable frames")
+        _check_complete(path, stream, index, t_last=t if index >= 0 else None, problems=problems)
     finally:
         container.close()
+
+
+def _check_complete(path: Path, stream, last_index: int, t_last: float | None, problems: list[str] | None) -> None:
+    """Warn (via ``problems``) when the stream ended well before what its header promises: a cut file whose index
+    survived decodes up to the cut without any error."""
+    if problems is None or any(p.startswith(f"{path}: decoding stopped") for p in problems):
+        return
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    promised_frames = int(stream.frames or 0)
+    promised_s = float(stream.duration * tb) if stream.duration and tb else None
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    short_frames = promised_frames > 0 and last_index + 1 < promised_frames - max(2, 0.02 * promised_frames)
+    short_time = (
+        promised_s is not None and t_last is not None and t_last + 2.0 / max(rate, 1.0) < promised_s * 0.98
+    )
+    if short_frames or short_time:
+        problems.append(
+            f"{path}: video ends early (cut or incomplete file): decoded {last_index + 1} frames"
+            + (f" of {promised_frames}" if promised_frames else "")
+            + "; records cover only the decoded part"
+        )
 
 
 def is_video(path: Path) -> bool:

@@ -8,7 +8,6 @@ test-time augmentation. The ONNX file's SHA-256 must match the card, so a corrup
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,12 @@ if TYPE_CHECKING:
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read model file ({e.strerror})") from None
     return h.hexdigest()
 
 
@@ -47,15 +49,53 @@ class ModelCard:
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:
-        try:
-            data = json.loads(Path(path).read_text())
-            known = {k: data[k] for k in ("name", "classes", "input_size", "channels", "mean", "std", "sha256")}
-        except (OSError, ValueError, TypeError) as e:
-            raise ModelError(f"cannot read model card {path}: {e}") from e
-        except KeyError as e:
-            raise ModelError(f"model card {path} lacks the key {e.args[0]!r}") from e
-        extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**known, onnx_file=data.get("onnx_file", "model.onnx"), extra=extra)
+        """Read and check ``card.json``: every key typed and in range (``ModelError`` naming file and key)."""
+        from ferkit.models import schema as s
+
+        data = s.read_json_object(path, "model card")
+        missing = [k for k in ("name", "classes", "input_size", "channels", "mean", "std", "sha256") if k not in data]
+        if missing:
+            raise ModelError(f"model card {path} lacks the key {missing[0]!r}")
+        channels = data["channels"]
+        if channels not in ("gray", "rgb"):
+            raise ModelError(f"{path}: channels must be 'gray' or 'rgb', got {channels!r}"[:300])
+        onnx_file = data.get("onnx_file", "model.onnx")
+        s.inside(Path(path).parent, onnx_file, "onnx_file", path)
+        known = {
+            "name": s.text(data["name"], "name", path),
+            "classes": s.class_list(data["classes"], "classes", path),
+            "input_size": s.number(data["input_size"], "input_size", path, 8, MAX_INPUT_SIZE, integer=True),
+            "channels": channels,
+            "mean": s.number(data["mean"], "mean", path, -MAX_NORM, MAX_NORM),
+            "std": s.number(data["std"], "std", path, MIN_STD, MAX_NORM),
+            "sha256": s.sha256_hex(data["sha256"], "sha256", path),
+        }
+        extra = {k: v for k, v in data.items() if k not in known and k != "onnx_file"}
+        return cls(**known, onnx_file=onnx_file, extra=extra)
+
+
+#: Bounds of what a card or spec may say: crops larger than this are no face crops; pixels are scaled to [0, 1], so
+#: a std below MIN_STD (or a mean / std beyond MAX_NORM) only makes infinities.
+MAX_INPUT_SIZE = 1024
+MIN_STD, MAX_NORM = 1e-3, 1e3
+#: Largest weights file ferkit hashes and loads (a protobuf ONNX file cannot exceed 2 GiB).
+MAX_ONNX_BYTES = 2 << 30
+
+
+def check_weights_file(path: Path, where: object) -> None:
+    """A regular file of at most :data:`MAX_ONNX_BYTES`, checked before it is hashed (``/dev/zero``, a FIFO or a
+    sparse 64 GiB file would otherwise be read without end)."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ModelError(f"{where}: model file {path}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{where}: model file {path} is not a regular file")
+    if st.st_size > MAX_ONNX_BYTES:
+        raise ModelError(f"{where}: model file {path} is {st.st_size >> 20} MB, more than an ONNX file can be")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -178,6 +218,7 @@ class OnnxModel(EmotionModel):
         onnx_path = self.folder / self.card.onnx_file
         if not onnx_path.is_file():
             raise ModelError(f"model file missing: {onnx_path}")
+        check_weights_file(onnx_path, self.folder / "card.json")
         digest = sha256_file(onnx_path)
         if digest != self.card.sha256:
             raise ModelError(
@@ -190,6 +231,10 @@ class OnnxModel(EmotionModel):
         want = [1 if self.card.channels == "gray" else 3, self.card.input_size, self.card.input_size]
         if len(inp.shape) != 4 or [d if isinstance(d, int) else None for d in inp.shape[1:]] not in (want,):
             raise ModelError(f"{onnx_path}: input shape {inp.shape} does not match the card (N, {want})")
+        out = self.session.get_outputs()[0].shape
+        if out and isinstance(out[-1], int) and out[-1] != len(self.classes):
+            card = self.folder / "card.json"
+            raise ModelError(f"{card}: lists {len(self.classes)} classes, the network has {out[-1]} outputs")
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         x = crops.astype(np.float32) / 255.0

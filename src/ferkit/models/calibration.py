@@ -52,7 +52,7 @@ class Calibration:
 
     def check(self, sha256: str, classes: list[str]) -> None:
         """Refuse a calibration fitted for other weights or another class list."""
-        if sha256 != self.model_sha256:
+        if sha256.lower() != self.model_sha256.lower():
             raise ModelError(
                 f"calibration was fitted for model {self.model_sha256[:12]}…, not this model ({sha256[:12]}…); "
                 "refit it with `ferkit calibrate` or run with --no-calibration"
@@ -61,32 +61,58 @@ class Calibration:
             raise ModelError(f"calibration classes {self.classes} differ from the model's {classes}")
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1))
-        return path
+        from ferkit.media.files import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
-        """Read and validate a calibration file (corrupt or incomplete files raise ``ModelError``)."""
+        """Read and validate a calibration file (corrupt, incomplete or out-of-range files raise ``ModelError``)."""
         try:
-            data = json.loads(Path(path).read_text())
-            cal = cls(**data)
-        except (OSError, ValueError, TypeError) as e:
-            raise ModelError(f"{path}: not a valid calibration file ({e})") from e
-        bias = np.asarray(cal.bias, dtype=float) if isinstance(cal.bias, list) else None
-        if (
-            bias is None
-            or bias.shape != (len(cal.classes),)
-            or not np.isfinite(bias).all()
-            or not (isinstance(cal.temperature, (int, float)) and math.isfinite(cal.temperature))
-            or cal.temperature <= 0
-        ):
-            raise ModelError(
-                f"{path}: not a valid calibration file (bias must be one finite number per class, "
-                "temperature a positive number)"
-            )
-        return cal
+            return cls._load(path)
+        except ModelError as e:
+            raise ModelError(f"{path}: not a valid calibration file ({str(e).removeprefix(f'{path}: ')})") from None
+
+    @classmethod
+    def _load(cls, path: Path) -> Calibration:
+        from ferkit.models import schema as s
+
+        data = s.read_json_object(path, "calibration file")
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ModelError(f"{path}: unknown key {unknown[0]!r} in a calibration file")
+        for key in ("model_sha256", "classes", "bias"):
+            if key not in data:
+                raise ModelError(f"{path}: calibration file lacks the key {key!r}")
+        classes = s.class_list(data["classes"], "classes", path)
+        bias = data["bias"]
+        if not isinstance(bias, list) or len(bias) != len(classes):
+            raise ModelError(f"{path}: bias must be a list of one finite number per class ({len(classes)})")
+        bias = [s.number(b, f"bias[{i}]", path, -MAX_BIAS, MAX_BIAS) for i, b in enumerate(bias)]
+        temperature = s.number(data.get("temperature", 1.0), "temperature", path, *TEMPERATURE_RANGE)
+        for key in ("method", "objective"):
+            if key in data:
+                s.text(data[key], key, path, empty=True)
+        for key in ("fitted_on", "metrics"):
+            if not isinstance(data.get(key, {}), dict):
+                raise ModelError(f"{path}: {key} must be an object")
+        return cls(
+            model_sha256=s.sha256_hex(data["model_sha256"], "model_sha256", path),
+            classes=classes,
+            bias=bias,
+            temperature=temperature,
+            method=data.get("method", "none"),
+            objective=data.get("objective", "none"),
+            fitted_on=data.get("fitted_on", {}),
+            metrics=data.get("metrics", {}),
+        )
+
+
+#: Bounds of a loaded calibration: biases beyond ±MAX_BIAS logits or temperatures outside the range only pin every
+#: face to one class or make the probabilities uniform / one-hot (fits stay well inside: BIAS_RANGE, T ~ 0.5–3).
+MAX_BIAS = 50.0
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -246,6 +272,6 @@ def parse_target(text: str, classes: list[str]) -> np.ndarray:
             ratios[classes.index(name.strip())] = float(value)
         except ValueError:
             raise InputError(f"--target: {part!r} is not class=ratio") from None
-    if (ratios < 0).any() or ratios.sum() <= 0:
-        raise InputError("--target ratios must be non-negative and not all zero")
+    if not np.isfinite(ratios).all() or (ratios < 0).any() or (ratios > 1e6).any() or ratios.sum() <= 0:
+        raise InputError("--target ratios must be finite numbers in [0, 1e6], not all zero")
     return ratios / ratios.sum()

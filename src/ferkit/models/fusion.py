@@ -140,15 +140,29 @@ def load_reliability(reliability: str | Path | dict | None) -> dict[str, dict[st
     if isinstance(reliability, (str, Path)):
         try:
             reliability = json.loads(Path(reliability).read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise InputError(f"cannot read reliability report {reliability}: {e}") from e
     if not isinstance(reliability, dict):
         raise InputError("a reliability report must be a JSON object (an evaluate report)")
     if "results" not in reliability:
-        return reliability
+        return _checked_reliability(reliability)
     try:
-        return reliability_from_report(reliability)
+        return _checked_reliability(reliability_from_report(reliability))
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(f"malformed reliability report (expected `ferkit evaluate --report` output): {e!r}") from e
+
+
+def _checked_reliability(rel: dict) -> dict[str, dict[str, float]]:
+    """``{model: {class: value}}`` with every value a number in [0, 1] and at least one positive per model (all
+    zeros would give every face all-zero probabilities)."""
+    for model, per_class in rel.items():
+        if not isinstance(per_class, dict) or not per_class:
+            raise InputError(f"reliability of model {model!r} must map classes to numbers, got {per_class!r}"[:300])
+        for c, v in per_class.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise InputError(f"reliability of model {model!r}, class {c!r} must be in [0, 1], got {v!r}"[:300])
+        if not any(v > 0 for v in per_class.values()):
+            raise InputError(f"reliability of model {model!r} is 0 for every class: it would silence the model")
+    return rel

@@ -13,7 +13,8 @@ expects; ferkit hands it RGB crops and flips them for ``bgr``), ``mean``, ``std`
 the network's channel order; ``x = (pixel / 255 - mean) / std``), ``classes`` (the network's own names, in output
 order). Optional: ``layout`` (``nchw``, default, or ``nhwc``), ``class_map`` (own name → ferkit class, or ``null`` to
 drop the class; unlisted classes keep their own name), ``outputs`` (``logits``, default, or ``probabilities``: the
-network already ends in a softmax), ``sha256`` (of the ONNX file; checked when present). Any other key is refused.
+network already ends in a softmax). ``sha256`` (of the ONNX file) is required:
+it is checked before the file is loaded. Any other key is refused.
 
 With a ``class_map``, the probabilities of classes mapped to the same name are summed, dropped classes are removed
 and the rest renormalised; the model's ``classes`` are the mapped names in order of first appearance and its
@@ -23,17 +24,26 @@ with ``outputs: logits`` the network's logits are passed through as they are.
 
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 
 import numpy as np
 
 from ferkit.errors import ModelError
-from ferkit.models.base import EmotionModel, open_session, sha256_file, softmax
+from ferkit.models.base import (
+    MAX_INPUT_SIZE,
+    MAX_NORM,
+    MIN_STD,
+    EmotionModel,
+    check_weights_file,
+    open_session,
+    sha256_file,
+    softmax,
+)
+from ferkit.models.schema import number, read_json_object, sha256_hex
 
-REQUIRED = ("name", "onnx_file", "input_size", "channels", "mean", "std", "classes")
-OPTIONAL = ("layout", "class_map", "outputs", "sha256")
+REQUIRED = ("name", "onnx_file", "input_size", "channels", "mean", "std", "classes", "sha256")
+OPTIONAL = ("layout", "class_map", "outputs")
 CHANNELS = ("gray", "rgb", "bgr")
 LAYOUTS = ("nchw", "nhwc")
 OUTPUTS = ("logits", "probabilities")
@@ -45,6 +55,9 @@ def _norm(spec: dict, key: str, n_channels: int, path: Path) -> np.ndarray:
     values = v if isinstance(v, list) else [v]
     if not values or not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in values):
         raise ModelError(f"spec {path}: key {key!r} must be a number or a list of numbers, got {v!r}")
+    lo = MIN_STD if key == "std" else -MAX_NORM
+    for i, x in enumerate(values):
+        number(x, key if len(values) == 1 else f"{key}[{i}]", f"spec {path}", lo, MAX_NORM)
     if isinstance(v, list) and len(values) not in (1, n_channels):
         raise ModelError(f"spec {path}: key {key!r} has {len(values)} values for {n_channels} channel(s)")
     arr = np.asarray(values, np.float32)
@@ -56,12 +69,7 @@ def _norm(spec: dict, key: str, n_channels: int, path: Path) -> np.ndarray:
 def read_spec(path: Path) -> dict:
     """The spec as a dict, with every key checked; ``ModelError`` naming the offending key."""
     path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read model spec {path}: {e}") from e
-    if not isinstance(spec, dict):
-        raise ModelError(f"model spec {path} must be a JSON object")
+    spec = read_json_object(path, "model spec")
     for key in spec:
         if key not in REQUIRED + OPTIONAL:
             raise ModelError(f"model spec {path}: unknown key {key!r} (allowed: {', '.join(REQUIRED + OPTIONAL)})")
@@ -76,8 +84,8 @@ def read_spec(path: Path) -> dict:
         if not isinstance(spec[key], str) or not spec[key]:
             raise ModelError(f"spec {path}: key {key!r} must be a non-empty string")
     size = spec["input_size"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 8:
-        raise ModelError(f"spec {path}: key 'input_size' must be an integer ≥ 8, got {size!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= MAX_INPUT_SIZE:
+        raise ModelError(f"spec {path}: key 'input_size' must be an integer in [8, {MAX_INPUT_SIZE}], got {size!r}")
     classes = spec["classes"]
     if (
         not isinstance(classes, list)
@@ -92,8 +100,9 @@ def read_spec(path: Path) -> dict:
     for own in cmap:
         if own not in classes:
             raise ModelError(f"spec {path}: key 'class_map' names {own!r}, which is not in 'classes'")
-    if spec["sha256"] is not None and not isinstance(spec["sha256"], str):
-        raise ModelError(f"spec {path}: key 'sha256' must be a hex string")
+    if spec["sha256"] is None:
+        raise ModelError(f"spec {path}: key 'sha256' is required (the SHA-256 of the ONNX file; sha256sum prints it)")
+    sha256_hex(spec["sha256"], "key 'sha256'", f"spec {path}")
     return spec
 
 
@@ -113,6 +122,7 @@ class SpecModel(EmotionModel):
         if not onnx_path.is_file():
             raise ModelError(f"spec {self.source_file}: ONNX file missing: {onnx_path}")
         self.onnx_path = onnx_path
+        check_weights_file(onnx_path, f"spec {self.source_file}")
         self.sha256 = sha256_file(onnx_path)
         if spec["sha256"] is not None and spec["sha256"].lower() != self.sha256:
             raise ModelError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import sys
 import types
@@ -213,9 +214,13 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value) if abs(value) < 1e300 else math.inf
     if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
         raise InputError(f"{key}: expected {hint.__name__}, got {value!r}")
+    if hint is float and not math.isfinite(value):
+        raise InputError(f"{key}: must be a finite number, got {value!r}")
+    if hint is int and abs(value) > 2**62:
+        raise InputError(f"{key}: {value} is out of range")
     return value
 
 
@@ -268,9 +273,25 @@ def _validate(cfg: RunConfig) -> RunConfig:
                 re.compile(src.group_pattern)
             except re.error as exc:
                 raise InputError(f"data.sources[{i}].group_pattern: not a regular expression: {exc}") from None
+            if _NESTED_QUANTIFIER.search(src.group_pattern):
+                raise InputError(
+                    f"data.sources[{i}].group_pattern: a repeated group that itself repeats (like (a+)+) can take "
+                    "forever on long file names; rewrite it without nested quantifiers"
+                )
     o, imb = cfg.optim, cfg.imbalance
     ranges = [
-        ("optim.lr", o.lr > 0),
+        ("optim.lr", 0 < o.lr <= 1e3),
+        ("optim.momentum", 0 <= o.momentum < 1),
+        ("optim.epochs", o.epochs <= 100_000),
+        ("optim.batch_size", o.batch_size <= 1 << 20),
+        ("data.mean", -1e3 <= cfg.data.mean <= 1e3),
+        ("data.std", 1e-6 <= cfg.data.std <= 1e3),
+        ("data.input_size", cfg.data.input_size <= 1024),
+        ("imbalance.class_weight_power", 0 <= imb.class_weight_power <= 100),
+        ("imbalance.focal_gamma", imb.focal_gamma <= 100),
+        ("augment.strength", cfg.augment.strength <= 100),
+        ("distill.temperature", cfg.distill.temperature <= 1e3),
+        ("seed", 0 <= cfg.seed < 2**32),
         ("optim.label_smoothing", 0 <= o.label_smoothing < 1),
         ("optim.warmup_pct", 0 < o.warmup_pct < 1),
         ("optim.ema_decay", 0 <= o.ema_decay < 1),
@@ -299,9 +320,23 @@ def _validate(cfg: RunConfig) -> RunConfig:
     for key, ok in ranges:
         if not ok:
             raise InputError(f"{key}: value out of range (see docs/training.md)")
-    if not cfg.name or "/" in cfg.name:
-        raise InputError(f"name: {cfg.name!r} must be a non-empty folder name")
+    for i, src in enumerate(cfg.data.sources):
+        if src.weight > 1e6:
+            raise InputError(f"data.sources[{i}].weight: {src.weight} is out of range (at most 1e6)")
+    _check_name(cfg.name)
     return cfg
+
+
+#: A group with a quantifier inside that is itself repeated: ``(a+)+``, ``(a|aa)*``, ``(\w+\s?){2,}``.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*}]|\|)(?:[^()\\]|\\.)*\)[+*{]")
+
+
+def _check_name(name: str) -> None:
+    """The run name is one plain folder name: no separators, not ``.``/``..``, printable, at most 200 characters."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or len(name) > 200:
+        raise InputError(f"name: {name!r} must be a plain folder name (no /, not . or .., at most 200 characters)")
+    if not name.isprintable():
+        raise InputError(f"name: {name!r} holds control characters")
 
 
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:
@@ -317,7 +352,12 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
@@ -331,6 +371,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
             raise InputError(f"{path}: config must be .toml, .yaml, .yml or .json")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise InputError(f"{path}: cannot parse: {exc}".splitlines()[0]) from exc
+    except (RecursionError, MemoryError):
+        raise InputError(f"{path}: nested too deeply or too large to be a config") from None
     except Exception as exc:  # yaml.YAMLError without importing yaml at module level
         raise InputError(f"{path}: cannot parse: {exc}".splitlines()[0]) from exc
     if not isinstance(raw, dict):

@@ -1,0 +1,75 @@
+"""Checks of a validated run config against the world, before a run prints or writes anything: the run folder can be
+made, sources, checkpoints and test folders exist, the backbone and its options, the taxonomy and the minority
+classes are known. A problem is one :class:`~ferkit.errors.InputError` line naming the key, instead of an error
+after the first progress lines (or after the whole training, for ``data.test_dirs``)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import zipfile
+from pathlib import Path
+
+from ferkit.errors import InputError
+from ferkit.media.files import check_out_dir
+from ferkit.training.config import RunConfig
+
+#: Folders that hold no training data but are endless or special.
+_SPECIAL_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def _checkpoint(key: str, value: str) -> None:
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"{key}: {value} not found (a best.pt or last.pt of another run)")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{key}: {value} is not a torch checkpoint (best.pt / last.pt)")
+
+
+def check_run(cfg: RunConfig, export: bool = True) -> None:
+    """Everything :func:`ferkit.training.loop.train` (and the export after it) would otherwise find out late."""
+    from ferkit.labels.taxonomy import load_taxonomy
+    from ferkit.training.backbones import BACKBONES
+
+    check_out_dir(cfg.run_dir, "run folder (output/name)")
+    for i, src in enumerate(cfg.data.sources):
+        path = Path(src.path)
+        key = f"data.sources[{i}].path"
+        if not path.exists():
+            raise InputError(f"{key}: {src.path} not found")
+        if str(path.resolve()).startswith(_SPECIAL_ROOTS):
+            raise InputError(f"{key}: {src.path} is a system folder, not training data")
+        if src.kind == "folder" and not path.is_dir():
+            raise InputError(f"{key}: {src.path} is not a folder (kind = 'folder')")
+        if src.kind != "folder" and src.kind != "weak_tags" and not path.is_file() and not path.is_dir():
+            raise InputError(f"{key}: {src.path} is neither a file nor a folder")
+    if cfg.model.backbone not in BACKBONES:
+        known = ", ".join(sorted(BACKBONES))
+        raise InputError(f"model.backbone: unknown backbone {cfg.model.backbone!r}; known: {known}")
+    params = inspect.signature(BACKBONES[cfg.model.backbone]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(cfg.model.options) - set(params) - {"num_classes", "in_channels", "dropout"})
+        if unknown:
+            raise InputError(
+                f"model.options: {', '.join(unknown)} not options of {cfg.model.backbone} "
+                f"(known: {', '.join(p for p in params if p not in ('num_classes', 'in_channels', 'dropout'))})"
+            )
+    if cfg.model.init_from:
+        _checkpoint("model.init_from", cfg.model.init_from)
+    if cfg.distill.teacher:
+        _checkpoint("distill.teacher", cfg.distill.teacher)
+    if cfg.data.split_from:
+        try:
+            split = json.loads(Path(cfg.data.split_from).read_bytes())
+        except (OSError, ValueError, RecursionError) as exc:
+            raise InputError(f"data.split_from: {cfg.data.split_from} is not a readable split.json ({exc})") from None
+        if not isinstance(split, dict):
+            raise InputError(f"data.split_from: {cfg.data.split_from} is not a split.json (expected a mapping)")
+    classes = load_taxonomy(cfg.data.taxonomy).classes
+    unknown = [c for c in cfg.imbalance.minority if c not in classes]
+    if unknown:
+        raise InputError(f"imbalance.minority: {', '.join(unknown)} not among the classes ({', '.join(classes)})")
+    if export:
+        for i, d in enumerate(cfg.data.test_dirs):
+            if not Path(d).is_dir():
+                raise InputError(f"data.test_dirs[{i}]: {d} is not a folder")

@@ -1,0 +1,1 @@
+"""Fuzz suite: hostile inputs for every ferkit command (see registry.py)."""

@@ -1,0 +1,95 @@
+"""Fuzz cases whose root cause is not fixed yet: case id → ``"<root cause id>: <one line why>"``.
+
+The suite turns each into a strict xfail (see ``conftest.pytest_collection_modifyitems``): it must still fail, and a
+listed case that starts passing fails the suite until its line here is removed. Root cause ids are the anchors of
+``FAILURES.md``; ``docs/reliability.md`` says which of them wait for a change in files owned elsewhere (Handoff).
+"""
+
+from __future__ import annotations
+
+KNOWN_FAILURES: dict[str, str] = {
+    "analyze/empty-path-argument": (
+        "analyze-option-domains: typer turns '' into Path('.'); needs a callback on analyze()'s paths argument"
+    ),
+    "analyze/same-file-named-twice": (
+        "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
+    ),
+    "analyze/file-and-its-folder": (
+        "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
+    ),
+    "analyze/non-utf8-name-csv": (
+        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
+    ),
+    "analyze/non-utf8-name-parquet": (
+        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
+    ),
+    "analyze/non-utf8-name-in-folder-csv": (
+        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
+    ),
+    "evaluate/dataset-huge-image": (
+        "huge-image-abort: the abort is gone, but evaluate counts the refused photo as unreadable (n=2, case wants 3)"
+    ),
+    "evaluate/dataset-only-bad-images": (
+        "nothing-scored: evaluation/scoring.py must refuse a dataset with no readable image"
+    ),
+    "dataset/csv-pixels-huge-int": (
+        "fer-csv: training/sources.py fer2013_csv_source() does not range-check pixel values"
+    ),
+    "dataset/csv-not-utf8": "fer-csv: training/sources.py _open_csv() does not catch UnicodeDecodeError",
+    "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
+    "train/resume-config-json-garbage": (
+        "train-parsing: training/loop.py reads <run>/config.json unchecked on --resume"
+    ),
+    "train/resume-config-json-list": ("train-parsing: training/loop.py reads <run>/config.json unchecked on --resume"),
+    "train/resume-garbage-last-pt": "train-late-errors: last.pt is checked after the first progress lines",
+    "train/resume-truncated-last-pt": "train-late-errors: last.pt is checked after the first progress lines",
+    "train/resume-malicious-last-pt": (
+        "train-late-errors: torch's pickle warning and progress lines precede the refusal"
+    ),
+    "export/run-best-pt-malicious-pickle": (
+        "train-parsing: torch's pickle-protocol warning precedes the refusal (training/checkpoints.py)"
+    ),
+    "export/trained-run-split-json-garbage": "train-parsing: training/export.py reads split.json unchecked",
+    "export/trained-run-history-json-garbage": ("train-parsing: training/export.py reads history.json unchecked"),
+    "export/trained-run-trainer-json-list": "train-parsing: training/export.py reads trainer.json unchecked",
+    "export/trained-run-checkpoint-config-missing": ("train-parsing: training/export.py trusts the checkpoint's keys"),
+    "export/trained-run-checkpoint-config-no-model": ("train-parsing: training/export.py trusts the checkpoint's keys"),
+    "export/trained-run-checkpoint-classes-mismatch": (
+        "train-parsing: training/export.py trusts the checkpoint's class list"
+    ),
+    "export/trained-run-checkpoint-input-size-string": (
+        "train-parsing: training/export.py trusts the checkpoint's config types"
+    ),
+    "export/trained-run-checkpoint-weights-nan": ("config-domains: training/export.py exports non-finite weights"),
+    "analyze/resume-onto-other-jsonl": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
+    "analyze/resume-onto-plain-text": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
+    "analyze/resume-onto-spreadsheet-csv": (
+        "resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"
+    ),
+    "analyze/resume-onto-binary": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
+    "analyze/resume-onto-not-parquet": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
+    "analyze/resume-onto-records-wrong-types": (
+        "resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"
+    ),
+    "analyze/resume-with-other-model-csv": (
+        "resume-foreign-file: resume is not keyed by the settings (model) (Handoff)"
+    ),
+    "analyze/resume-with-other-model-jsonl": (
+        "resume-foreign-file: resume is not keyed by the settings (model) (Handoff)"
+    ),
+    "analyze/resume-same-video-dot-dot": (
+        "same-input-twice: resume points are keyed by path spelling, not source_identity (Handoff)"
+    ),
+    "analyze/resume-same-video-absolute": (
+        "same-input-twice: resume points are keyed by path spelling, not source_identity (Handoff)"
+    ),
+    "analyze/resume-same-video-symlink": (
+        "same-input-twice: resume points are keyed by path spelling, not source_identity (Handoff)"
+    ),
+    "analyze/resume-differs-from-uninterrupted": (
+        "resume-state: tracker/smoother state is not restored on resume (pipeline.py, Handoff)"
+    ),
+}
+
+#: Hypothesis property tests (by pytest item name) that are known to fail.
+KNOWN_PROPERTY_FAILURES: dict[str, str] = {}
