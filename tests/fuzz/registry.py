@@ -47,6 +47,7 @@ CASE_MODULES: list[str] = [
     "cases_models",
     "cases_configs",
     "cases_outputs",
+    "cases_aus",
 ]
 
 
