@@ -38,7 +38,7 @@ AU_KEYS: tuple[str, ...] = (
 AU_DIR = Path(__file__).parents[1] / "assets" / "aus"
 HEADS_FILE = AU_DIR / "au_heads.json"
 #: SHA-256 of the shipped heads file (updated whenever the heads are retrained; the card records the same value).
-HEADS_SHA256 = "9fa548c449467ed1160b024db9a3f5f75a5a91332d5c2b5433be18170fed3057"
+HEADS_SHA256 = "7aa42d352dfad73d1e42fa2f2082bcd096676a21b42b00461e547859776908bd"
 #: Crops for the landmarker: the face box padded by this share of its side on every edge, resized to ``CROP_SIZE``.
 CROP_PAD, CROP_SIZE = 0.4, 192
 #: ``--crops`` images (tight face crops such as FER2013/CK+): padding and size that fit every CK+ crop (the card).
