@@ -50,6 +50,7 @@ class AnalyzeOptions:
     aus: bool = False  # action units, visual speech and hard-case rules per face (loads the face landmarker)
     rules: str | Path | None = None  # hard-case rules file (None: the shipped one); only with aus
     au_baseline: bool = True  # video: correct AU features by each track's own neutral baseline (stills: never)
+    au_processes: int = 2  # landmarker worker processes (MediaPipe holds the GIL; 0: fit in the model threads)
 
 
 def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
@@ -113,7 +114,7 @@ class Analyzer:
         if self.options.aus:  # everything --aus needs is loaded and checked before any work; nothing without it
             self.au_model = AuModel.load()
             self.rules = RuleSet.load(self.options.rules, AU_KEYS)
-            self.landmarkers = LandmarkerPool()
+            self.landmarkers = LandmarkerPool(self.options.au_processes)
         elif self.options.rules is not None:
             raise InputError("--rules applies to --aus runs only")
 
@@ -279,9 +280,11 @@ class Analyzer:
 
     def _probs(self, batch: list[_Pending]) -> list[FaceScores]:
         if self.landmarkers is not None:  # the landmarker runs here, in the worker threads, beside the models
+            crops = [c for p in batch for c in p.au_crops or []]
+            sizes = [float(face.box[2]) for p in batch if p.au_crops for _, face, _ in p.faces]
+            fits = self.landmarkers.fit_many(crops, sizes)
             for p in batch:
-                boxes = [face.box for _, face, _ in p.faces]
-                p.au_fits = [self.landmarkers.fit(c, b[2]) for c, b in zip(p.au_crops or [], boxes, strict=True)]
+                p.au_fits, fits = fits[: len(p.au_crops or [])], fits[len(p.au_crops or []) :]
         crops = {k: [c for p in batch for c in p.crops[k]] for k in self.ensemble.crop_kinds}
         if not crops[self.ensemble.crop_kinds[0]]:
             return []

@@ -2,4 +2,5 @@
 
 from ferkit.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker process (the --aus landmarker pool) imports this module
+    main()

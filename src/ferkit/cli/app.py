@@ -19,8 +19,21 @@ console = Console(stderr=True, soft_wrap=True)
 
 #: OSErrors that mean the user's paths or disk cannot be used (exit 2), not a bug (exit 1).
 USER_ERRNOS = {
-    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOSPC, errno.EROFS,
-    errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP, errno.EFBIG, errno.ENXIO, errno.ETXTBSY, errno.EBUSY,
+    errno.ENOENT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENOSPC,
+    errno.EROFS,
+    errno.EDQUOT,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.EFBIG,
+    errno.ENXIO,
+    errno.ETXTBSY,
+    errno.EBUSY,
 }
 
 

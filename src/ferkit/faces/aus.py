@@ -13,8 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
+import sys
 import threading
+import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +26,8 @@ import cv2
 import numpy as np
 
 from ferkit.errors import ModelError
-from ferkit.faces.au_features import FEATURE_NAMES, features
-from ferkit.faces.au_heads import AUModel
+from ferkit.faces.au_features import FEATURE_NAMES, MIRROR_INDEX, features
+from ferkit.faces.au_heads import AUModel, au43
 from ferkit.faces.landmarker import BLENDSHAPE_NAMES, FaceLandmarker, prepare_crop
 from ferkit.faces.speech import MouthFeatures, mouth_features
 
@@ -88,25 +92,85 @@ def still_crop(rgb: np.ndarray) -> np.ndarray:
     return prepare_crop(rgb, STILL_PAD, STILL_SIZE)[0]
 
 
-class LandmarkerPool:
-    """One MediaPipe landmarker per thread (the model workers fit faces in parallel; a task is not shared)."""
+def _fit(lm: FaceLandmarker, crop: np.ndarray, face_px: float | None) -> AuFit | None:
+    res = lm.fit(np.ascontiguousarray(crop))
+    if res is None:
+        return None
+    w, h = res.image_size
+    pts = res.landmarks.astype(np.float64) * np.array([w, h, w])
+    blend = {n: float(v) for n, v in zip(BLENDSHAPE_NAMES, res.blendshapes, strict=True)}
+    return AuFit(features(res), mouth_features(pts, blend, face_px), pose_angles(res.matrix))
 
-    def __init__(self) -> None:
+
+_PROCESS_LANDMARKER: FaceLandmarker | None = None  # one per landmarker worker process
+
+
+def _init_process() -> None:
+    global _PROCESS_LANDMARKER
+    _PROCESS_LANDMARKER = FaceLandmarker()
+
+
+def _fit_in_process(crops: list[np.ndarray], face_px: list[float | None]) -> list[AuFit | None]:
+    assert _PROCESS_LANDMARKER is not None
+    return [_fit(_PROCESS_LANDMARKER, c, px) for c, px in zip(crops, face_px, strict=True)]
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _process_pool(processes: int) -> ProcessPoolExecutor:
+    """A process pool shared by every analyzer of this process (started once, on first use).
+
+    Workers are spawned (never forked: the parent runs threads) and need only ferkit's own modules, so they are
+    started with ``__main__``'s file and spec hidden: a user's script without an ``if __name__ == "__main__"`` guard
+    is then not run again in each worker."""
+    with _POOLS_LOCK:
+        if processes not in _POOLS:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_process)
+            main = sys.modules.get("__main__")
+            saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+            try:
+                if main is not None:
+                    main.__dict__.pop("__file__", None)
+                    main.__dict__["__spec__"] = None
+                started = [pool.submit(time.sleep, 0.05) for _ in range(processes)]  # spawns every worker now
+            finally:
+                if main is not None:
+                    main.__dict__.update(saved)
+                    if "__spec__" not in saved:
+                        main.__dict__.pop("__spec__", None)
+            for f in started:
+                f.result()
+            _POOLS[processes] = pool
+        return _POOLS[processes]
+
+
+class LandmarkerPool:
+    """Fits faces with MediaPipe's landmarker. MediaPipe holds the GIL while it runs (two threads fit no faster than
+    one, measured), so with ``processes`` > 0 the fits run in that many worker processes (spawned once per Python
+    process and shared); with 0, in the calling thread (one landmarker per thread)."""
+
+    def __init__(self, processes: int = 0) -> None:
         self._local = threading.local()
-        FaceLandmarker().close()  # load and hash-check the bundle now, before any work
+        self.processes = processes
+        FaceLandmarker().close()  # load and hash-check the bundle here, before any work
 
     def fit(self, crop: np.ndarray, face_px: float | None = None) -> AuFit | None:
-        """Fit one crop; ``None`` when the landmarker finds no face in it."""
+        """Fit one crop in this thread; ``None`` when the landmarker finds no face in it."""
         lm: FaceLandmarker | None = getattr(self._local, "landmarker", None)
         if lm is None:
             lm = self._local.landmarker = FaceLandmarker()
-        res = lm.fit(np.ascontiguousarray(crop))
-        if res is None:
-            return None
-        w, h = res.image_size
-        pts = res.landmarks.astype(np.float64) * np.array([w, h, w])
-        blend = {n: float(v) for n, v in zip(BLENDSHAPE_NAMES, res.blendshapes, strict=True)}
-        return AuFit(features(res), mouth_features(pts, blend, face_px), pose_angles(res.matrix))
+        return _fit(lm, crop, face_px)
+
+    def fit_many(self, crops: list[np.ndarray], face_px: list[float | None]) -> list[AuFit | None]:
+        """Fit several crops (in a worker process when the pool has processes)."""
+        if not crops:
+            return []
+        if self.processes <= 0:
+            return [self.fit(c, px) for c, px in zip(crops, face_px, strict=True)]
+        return _process_pool(self.processes).submit(_fit_in_process, crops, face_px).result()
 
 
 class AuModel:
@@ -115,6 +179,22 @@ class AuModel:
 
     def __init__(self, heads: AUModel, neutral: np.ndarray, sha256: str) -> None:
         self.heads, self.neutral, self.sha256 = heads, neutral, sha256
+        # Every learned head as one row of a dense linear map (logit = W x + b), so a face costs one mat-vec.
+        self._keys = [k for k in AU_KEYS if k != "AU43"]
+        n = len(FEATURE_NAMES)
+        w, b, shift, hi = np.zeros((len(self._keys), n)), np.zeros(len(self._keys)), [], []
+        for i, key in enumerate(self._keys):
+            name = _helper_key(key)
+            head = heads.heads[name] if "_" not in name else heads.lateral[name.split("_")[0]]
+            row = np.zeros(n)
+            row[head.index] = head.coef / head.scale
+            if name.endswith("_R"):  # the right side is the left head applied to the mirrored vector
+                row = row[np.argsort(MIRROR_INDEX)]
+            w[i], b[i] = row, head.intercept - float(np.sum(head.coef * head.mean / head.scale))
+            t = head.threshold
+            shift.append(math.log(t / (1 - t)))
+            hi.append(head.logit_hi)
+        self._w, self._b, self._shift, self._hi = w, b, np.array(shift), np.array(hi)
 
     @classmethod
     def load(cls, path: str | Path | None = None, sha256: str | None = HEADS_SHA256) -> AuModel:
@@ -139,21 +219,16 @@ class AuModel:
 
     def predict(self, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
         """``({key: presence probability}, {key: intensity})`` over :data:`AU_KEYS`, rounded to 4 decimals."""
-        est = self.heads.predict(x)
-        probs: dict[str, float] = {}
-        inten: dict[str, float] = {}
-        for key in AU_KEYS:
-            e = est[_helper_key(key)]
-            if key == "AU43":  # a rule: its score is the smaller eyeBlink, capped below 0.5 unless the rule holds
-                p = e.probability if e.present else min(e.probability, 0.49)
-            else:
-                head = self.heads.heads.get(_helper_key(key)) or self.heads.lateral[_helper_key(key).split("_")[0]]
-                t = head.threshold
-                z = math.log(max(e.probability, 1e-12) / max(1 - e.probability, 1e-12))
-                p = 1.0 / (1.0 + math.exp(-(z - math.log(t / (1 - t)))))
-            probs[key] = round(p, 4)
-            inten[key] = round(float(e.intensity), 4)
-        return probs, inten
+        x = np.asarray(x, np.float64)
+        z = self._w @ x + self._b - self._shift  # threshold at 0
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        inten = np.clip(z / np.maximum(self._hi - self._shift, 1e-6), 0.0, 1.0)
+        probs = dict(zip(self._keys, np.round(p, 4).tolist(), strict=True))
+        intens = dict(zip(self._keys, np.round(inten, 4).tolist(), strict=True))
+        e = au43(x)  # a rule: its score is the smaller eyeBlink, capped below 0.5 unless the rule holds
+        probs["AU43"] = round(e.probability if e.present else min(e.probability, 0.49), 4)
+        intens["AU43"] = round(float(e.intensity), 4)
+        return {k: probs[k] for k in AU_KEYS}, {k: intens[k] for k in AU_KEYS}
 
 
 #: Upper-face AUs: frames without any of them feed the per-track baseline.

@@ -132,9 +132,7 @@ def _check_complete(path: Path, stream, last_index: int, t_last: float | None, p
     promised_s = float(stream.duration * tb) if stream.duration and tb else None
     rate = float(stream.average_rate or stream.guessed_rate or 0)
     short_frames = promised_frames > 0 and last_index + 1 < promised_frames - max(2, 0.02 * promised_frames)
-    short_time = (
-        promised_s is not None and t_last is not None and t_last + 2.0 / max(rate, 1.0) < promised_s * 0.98
-    )
+    short_time = promised_s is not None and t_last is not None and t_last + 2.0 / max(rate, 1.0) < promised_s * 0.98
     if short_frames or short_time:
         problems.append(
             f"{path}: video ends early (cut or incomplete file): decoded {last_index + 1} frames"
