@@ -44,19 +44,6 @@ def _rules(text: str, head: str = GOOD_HEAD):
     return setup
 
 
-for cid, (text, match) in RULES.items():
-    register(
-        FuzzCase(
-            f"analyze/aus-rules-{cid}",
-            "analyze",
-            "aus",
-            [*BASE, "--rules", "rules.toml"],
-            setup=_rules(text),
-            error_match=match,
-            note="a malformed rules file: one line naming the rule and the key",
-        )
-    )
-
 _OTHER = {
     "no-speech-action": (_rules('[[rules]]\ncode = "x"\nwhen = "AU12"\n', head=""), r"speech_action: missing"),
     "not-toml": (_rules("[[rules\n", head=""), r"not a readable TOML"),
@@ -64,7 +51,8 @@ _OTHER = {
     "missing": (lambda t: copy_crop(t / "x.jpg"), r"rules file not found"),
     "directory": (lambda t: (copy_crop(t / "x.jpg"), (t / "rules.toml").mkdir()), r"rules"),
 }
-for cid, (setup, match) in _OTHER.items():
+_CASES = {cid: (_rules(text), match) for cid, (text, match) in RULES.items()} | _OTHER
+for cid, (setup, match) in _CASES.items():
     register(
         FuzzCase(
             f"analyze/aus-rules-{cid}",

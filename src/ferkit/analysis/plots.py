@@ -29,15 +29,21 @@ def _color(c: str | None) -> str:
     return "#dddddd" if not isinstance(c, str) else COLORS.get(c, "#17becf")  # None/NaN: a gated face
 
 
+def _face_axes(records: pd.DataFrame, height: float, **kw: object):
+    """Face records, one row of axes per face track (``None`` id: no face at all), the figure and its axes."""
+    faces = records.dropna(subset=["face_id"])
+    ids = sorted(faces["face_id"].unique()) or [None]
+    fig, axes = plt.subplots(len(ids), 1, figsize=(11, height * len(ids)), squeeze=False, sharex=True, **kw)
+    return faces, ids, fig, axes
+
+
 def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
     """Stacked smoothed probabilities over time for each face, with raw and smoothed label bands below.
 
     ``records`` are one video's records (the ``probabilities`` columns as dicts, as in JSONL). Gated faces (no
     emotion, no smoothed values) leave a gap in the stack and a light gray mark in the label bands.
     """
-    faces = records.dropna(subset=["face_id"])
-    ids = sorted(faces["face_id"].unique()) or [None]
-    fig, axes = plt.subplots(len(ids), 1, figsize=(11, 2.8 * len(ids)), squeeze=False, sharex=True)
+    faces, ids, fig, axes = _face_axes(records, 2.8)
     for ax, fid in zip(axes[:, 0], ids, strict=True):
         if fid is None:
             ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
@@ -130,11 +136,7 @@ def plot_channels(fused: pd.DataFrame, channels: list[str], path: Path) -> Path:
 def plot_aus(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
     """AU heatmap over time for each face of one video (presence probability, AU rows), with the speaking
     probability and the frames where hard-case rules fire below it (records of an ``--aus`` run)."""
-    faces = records.dropna(subset=["face_id"])
-    ids = sorted(faces["face_id"].unique()) or [None]
-    fig, axes = plt.subplots(
-        len(ids), 1, figsize=(11, 4.2 * len(ids)), squeeze=False, sharex=True, constrained_layout=True
-    )
+    faces, ids, fig, axes = _face_axes(records, 4.2, constrained_layout=True)
     image = None
     for ax, fid in zip(axes[:, 0], ids, strict=True):
         if fid is None:

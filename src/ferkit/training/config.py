@@ -378,7 +378,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)
-    for dotted, value in (overrides or {}).items():
+    apply_overrides(raw, overrides or {})
+    try:
+        return config_from_dict(raw)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+
+
+def apply_overrides(raw: dict, overrides: dict[str, object]) -> dict:
+    """Set ``--set a.b=value`` overrides in a raw config mapping (in place); ``InputError`` if a parent is no table."""
+    for dotted, value in overrides.items():
         node = raw
         *parents, last = dotted.split(".")
         for p in parents:
@@ -386,7 +395,4 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
             if not isinstance(node, dict):
                 raise InputError(f"--set {dotted}: {p} is not a table")
         node[last] = value
-    try:
-        return config_from_dict(raw)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from exc
+    return raw
