@@ -19,7 +19,6 @@ from ferkit.analysis.records import (
     FORMATS,
     FaceRecord,
     RecordWriter,
-    has_au_columns,
     read_records,
     resume_points,
     to_record_dicts,
@@ -107,13 +106,7 @@ def run_analysis(
             rows = to_record_dicts(read_records(out, "parquet"))
             writer.line_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         line_fmt = "jsonl" if fmt == "parquet" else fmt
-        if resume and writer.line_path.is_file() and writer.line_path.stat().st_size > 0:
-            written_aus = has_au_columns(read_records(writer.line_path, line_fmt).columns)
-            if written_aus != (analyzer.au_keys is not None):
-                raise InputError(
-                    f"{writer.line_path}: written {'with' if written_aus else 'without'} --aus; resume it the same way"
-                )
-        done = resume_points(writer.line_path, line_fmt) if resume else {}
+        done = resume_points(writer.line_path, line_fmt, analyzer.au_keys is not None) if resume else {}
         with writer:
             for rec in analyzer.iter_records(sources, strict=[p for p in group if not p.is_dir()], start_after=done):
                 writer.write(rec)

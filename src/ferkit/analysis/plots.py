@@ -30,11 +30,17 @@ def _color(c: str | None) -> str:
 
 
 def _face_axes(records: pd.DataFrame, height: float, **kw: object):
-    """Face records, one row of axes per face track (``None`` id: no face at all), the figure and its axes."""
+    """A figure with one row of axes per face track, and ``(axes, that track's records by time)`` per face; with no
+    face at all, one row saying so and no pairs."""
     faces = records.dropna(subset=["face_id"])
-    ids = sorted(faces["face_id"].unique()) or [None]
-    fig, axes = plt.subplots(len(ids), 1, figsize=(11, height * len(ids)), squeeze=False, sharex=True, **kw)
-    return faces, ids, fig, axes
+    ids = sorted(faces["face_id"].unique())
+    fig, axes = plt.subplots(max(len(ids), 1), 1, figsize=(11, height * max(len(ids), 1)), squeeze=False, sharex=True,
+                             **kw)  # fmt: skip
+    if not ids:
+        axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
+    by_id = [faces[faces["face_id"] == fid].sort_values("timestamp") for fid in ids]
+    tracks = list(zip(axes[: len(ids), 0], by_id, strict=True))
+    return fig, axes, tracks
 
 
 def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
@@ -43,12 +49,8 @@ def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) ->
     ``records`` are one video's records (the ``probabilities`` columns as dicts, as in JSONL). Gated faces (no
     emotion, no smoothed values) leave a gap in the stack and a light gray mark in the label bands.
     """
-    faces, ids, fig, axes = _face_axes(records, 2.8)
-    for ax, fid in zip(axes[:, 0], ids, strict=True):
-        if fid is None:
-            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
-            continue
-        d = faces[faces["face_id"] == fid].sort_values("timestamp")
+    fig, axes, tracks = _face_axes(records, 2.8)
+    for ax, d in tracks:
         t = d["timestamp"].to_numpy(float)
         sp = [p if isinstance(p, dict) else None for p in d["smoothed_probabilities"]]
         classes = list(next((p for p in sp if p is not None), d["probabilities"].iloc[0]))
@@ -58,7 +60,7 @@ def plot_timeline(records: pd.DataFrame, out: Path, title: str | None = None) ->
             ax.scatter(t, np.full(len(t), row), c=[_color(c) for c in d[col]], marker="|", s=120)
         ax.set_ylim(-0.3, 1)
         ax.set_yticks([-0.24, -0.12, 0, 0.5, 1], ["smoothed", "raw", "0", "0.5", "1"])
-        ax.set_ylabel(f"face {int(fid)}")
+        ax.set_ylabel(f"face {int(d['face_id'].iloc[0])}")
     axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(title or "emotion timeline (smoothed probabilities; label bands: raw and smoothed)")
@@ -136,13 +138,9 @@ def plot_channels(fused: pd.DataFrame, channels: list[str], path: Path) -> Path:
 def plot_aus(records: pd.DataFrame, out: Path, title: str | None = None) -> Path:
     """AU heatmap over time for each face of one video (presence probability, AU rows), with the speaking
     probability and the frames where hard-case rules fire below it (records of an ``--aus`` run)."""
-    faces, ids, fig, axes = _face_axes(records, 4.2, constrained_layout=True)
+    fig, axes, tracks = _face_axes(records, 4.2, constrained_layout=True)
     image = None
-    for ax, fid in zip(axes[:, 0], ids, strict=True):
-        if fid is None:
-            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
-            continue
-        d = faces[faces["face_id"] == fid].sort_values("timestamp")
+    for ax, d in tracks:
         t = d["timestamp"].to_numpy(float)
         keys = next((list(a) for a in d["aus"] if isinstance(a, dict)), [])
         keys = [k for k in keys if "_" not in k]  # bilateral keys; the sides add little to an overview
@@ -155,7 +153,7 @@ def plot_aus(records: pd.DataFrame, out: Path, title: str | None = None) -> Path
         hits = [bool(h) for h in d["hard_case_rules"].map(lambda v: v is not None and len(v) > 0)]
         ax.scatter(t[hits], np.full(int(sum(hits)), len(keys) + 1.2), marker="|", color="#d62728", s=60)
         ax.set_yticks([*range(len(keys)), len(keys) + 0.5, len(keys) + 1.2], [*keys, "speaking", "hard case"])
-        ax.set_ylabel(f"face {int(fid)}")
+        ax.set_ylabel(f"face {int(d['face_id'].iloc[0])}")
     if image is not None:
         fig.colorbar(image, ax=axes[:, 0].tolist(), label="AU presence probability", shrink=0.6)
     axes[-1, 0].set_xlabel("time (s)")

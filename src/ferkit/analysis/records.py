@@ -114,15 +114,20 @@ def _flat(rec: dict[str, Any], classes: list[str], au_keys: list[str] | None = N
     return row
 
 
+def _fold(flat, prefix: str, exclude: str | None = None) -> list[dict[str, float] | None]:
+    """The ``<prefix><key>`` columns of a flat CSV/Parquet frame as one dict per row (None where all are empty);
+    columns starting with ``exclude`` (a longer prefix sharing this one) are left out."""
+    cols = [c for c in flat.columns if c.startswith(prefix) and not (exclude and c.startswith(exclude))]
+    return [
+        None if row.isna().all() else {c[len(prefix) :]: float(v) for c, v in row.items()}
+        for _, row in flat[cols].iterrows()
+    ]
+
+
 def _fold_aus(flat, out) -> None:
     """CSV/Parquet ``au_*`` columns back into the ``aus`` and ``au_intensity`` dicts (in place on ``out``)."""
-    inten = [c for c in flat.columns if c.startswith(AU_INTENSITY_PREFIX)]
-    pres = [c for c in flat.columns if c.startswith(AU_PREFIX) and c not in inten]
-    for key, cols, prefix in (("aus", pres, AU_PREFIX), ("au_intensity", inten, AU_INTENSITY_PREFIX)):
-        out[key] = [
-            None if row.isna().all() else {c[len(prefix) :]: float(v) for c, v in row.items()}
-            for _, row in flat[cols].iterrows()
-        ]
+    out["aus"] = _fold(flat, AU_PREFIX, exclude=AU_INTENSITY_PREFIX)
+    out["au_intensity"] = _fold(flat, AU_INTENSITY_PREFIX)
 
 
 def has_au_columns(columns) -> bool:
@@ -244,16 +249,9 @@ def read_records(path: Path, fmt: str | None = None):
         if key in flat.columns or key == "gated":
             out[key] = [{"True": True, "False": False}.get(v) for v in out.get(key, [None] * len(out))]
 
-    def fold(prefix: str) -> list[dict[str, float] | None]:
-        cols = [c for c in flat.columns if c.startswith(prefix)]
-        return [
-            None if row.isna().all() else {c[len(prefix) :]: float(v) for c, v in row.items()}
-            for _, row in flat[cols].iterrows()
-        ]
-
     boxes = flat[["box_x", "box_y", "box_w", "box_h"]]
     out["box"] = [None if r.isna().all() else r.tolist() for _, r in boxes.iterrows()]
-    out["probabilities"], out["smoothed_probabilities"] = fold("p_"), fold("sp_")
+    out["probabilities"], out["smoothed_probabilities"] = _fold(flat, "p_"), _fold(flat, "sp_")
     if aus:
         _fold_aus(flat, out)
     return out.reindex(columns=list(AU_RECORD_FIELDS if aus else BASE_FIELDS))
@@ -287,16 +285,26 @@ def to_record_dicts(frame) -> list[dict[str, Any]]:
     return out
 
 
-def resume_points(path: Path, fmt: str | None = None) -> dict[str, int]:
+def resume_points(path: Path, fmt: str | None = None, with_aus: bool | None = None) -> dict[str, int]:
     """For ``--resume``: per source, the last frame index whose records are complete in a line-based output file.
 
     A half-written last line (the run was killed mid-write) is cut off, and so are the records of the last frame
-    written (it may lack some of its faces): that frame is analysed again.
+    written (it may lack some of its faces): that frame is analysed again. ``with_aus``: whether this run writes the
+    AU fields; a file written the other way is refused, untouched.
     """
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return {}
     complete = path.read_bytes().split(b"\n")[:-1]  # what follows the last newline is empty or half-written
+    if with_aus is not None and complete:
+        first = complete[0].decode("utf-8", "replace")
+        try:
+            columns = first.split(",") if (fmt or path.suffix.lstrip(".")) == "csv" else json.loads(first)
+        except json.JSONDecodeError:
+            columns = []
+        if has_au_columns(columns) != with_aus:
+            written = "with" if not with_aus else "without"
+            raise InputError(f"{path}: written {written} --aus; resume it the same way")
     path.write_bytes(b"".join(line + b"\n" for line in complete))
     frame = read_records(path, fmt)
     if frame.empty:

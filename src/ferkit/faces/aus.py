@@ -28,7 +28,7 @@ import numpy as np
 from ferkit.errors import ModelError
 from ferkit.faces.au_features import FEATURE_NAMES, MIRROR_INDEX, features
 from ferkit.faces.au_heads import AUModel, au43
-from ferkit.faces.landmarker import BLENDSHAPE_NAMES, FaceLandmarker, prepare_crop
+from ferkit.faces.landmarker import BLENDSHAPE_NAMES, FaceLandmarker, load_verified, prepare_crop
 from ferkit.faces.speech import MouthFeatures, mouth_features
 
 AU_NUMBERS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 27)
@@ -155,7 +155,7 @@ class LandmarkerPool:
     def __init__(self, processes: int = 0) -> None:
         self._local = threading.local()
         self.processes = processes
-        FaceLandmarker().close()  # load and hash-check the bundle here, before any work
+        load_verified()  # hash-check the bundle here, before any work (each worker builds its own task on first use)
 
     def fit(self, crop: np.ndarray, face_px: float | None = None) -> AuFit | None:
         """Fit one crop in this thread; ``None`` when the landmarker finds no face in it."""
