@@ -157,3 +157,13 @@ def test_mixed_images_and_videos_is_a_one_line_error(tmp_path: Path) -> None:
     shutil.copy(fer_files("test", 1, ["sad"])[0], tmp_path / "ds" / "happy" / "face.jpg")
     res = ferkit("evaluate", tmp_path / "ds", cwd=tmp_path)
     assert_clean_error(res, "hold both images (1) and videos (1)")
+
+
+def test_no_face_anywhere_and_validation_split_are_refused(tmp_path: Path, videos: Path) -> None:
+    from ferkit.errors import InputError
+
+    link(tmp_path / "ds", "neutral", videos / "neutral" / "blank.mp4")
+    with pytest.raises(InputError, match="no face found in any of its 1 clip"):
+        fk.evaluate(tmp_path / "ds")
+    with pytest.raises(InputError, match="a video dataset is scored with --split all"):
+        fk.evaluate(videos, split="validation")
