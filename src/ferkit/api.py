@@ -26,6 +26,7 @@ from ferkit.analysis.records import (
 from ferkit.errors import InputError
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
+from ferkit.evaluation.videos import dataset_kinds, evaluate_videos
 from ferkit.media.video import is_video
 from ferkit.models.base import EmotionModel, set_tta
 from ferkit.models.loading import load_model
@@ -198,23 +199,26 @@ def evaluate(
     progress: Callable[[EmotionModel, Path], Callable[[int], None] | None] | None = None,
     calibration: bool | str | Path = True,
     tta: str | None = "auto",
+    fps: float | None = 5.0,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Score each model on each ``<class>/<image>`` dataset; returns the report (one block per pair).
+    """Score each model on each ``<class>/<image>`` or ``<class>/<clip>`` dataset; returns the report (block per pair).
 
-    ``progress(model, dataset)``, if given, returns the per-image callback for that pair (e.g. a progress bar).
-    ``calibration`` applies to every model named by string; ``tta`` (``none``, ``flip``, ``flip_shift``; ``auto``
-    = flip, as these are stills) sets every model's test-time augmentation (``None``: leave it as it is);
-    ``split="validation"`` (a keyword for :func:`ferkit.evaluation.scoring.evaluate`) scores only the validation images
-    listed by the first model whose card has such a list, for every model (so models can be compared, or
-    reliabilities measured, on the same images).
+    Videos are analysed as ``ferkit analyze`` does at ``fps`` and scored per frame and per clip (see
+    :mod:`ferkit.evaluation.videos`); a folder mixing images and videos is refused. ``progress(model, dataset)``, if
+    given, returns the per-image (per-frame) callback for that pair. ``calibration`` applies to every model named by
+    string; ``tta`` (``none``, ``flip``, ``flip_shift``; ``auto`` = flip for stills, none for video) sets every
+    model's test-time augmentation (``None``: leave it as it is); ``split="validation"`` (a keyword for
+    :func:`ferkit.evaluation.scoring.evaluate`) scores only the validation images listed by the first model whose
+    card has such a list, for every model (so models can be compared, or reliabilities measured, on the same images).
     """
-    datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
+    datasets = [Path(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
     models = [
         _model(m, 0, calibration) for m in ([models] if isinstance(models, (str, Path, EmotionModel)) else models)
     ]
     if tta is not None:
         set_tta(models, tta)
+    media = dataset_kinds(datasets, kwargs.get("split", "all"))  # a mixed folder fails here, before any work
     split_of = None
     if kwargs.get("split", "all") != "all":
         for m in models:  # the first model whose card lists validation files
@@ -226,9 +230,14 @@ def evaluate(
             break
     blocks = []
     for m in models:
-        for d in map(Path, datasets):
+        for d, kind in zip(datasets, media, strict=True):
             cb = progress(m, d) if progress else None
-            blocks.append(_evaluate_one(m, d, crops, progress=cb, split_of=split_of, **kwargs))
+            if tta is not None:
+                set_tta([m], tta, video=kind == "videos")
+            if kind == "videos":
+                blocks.append(evaluate_videos(m, d, crops, fps, kwargs.get("detector", "blazeface"), tta, cb))
+            else:
+                blocks.append(_evaluate_one(m, d, crops, progress=cb, split_of=split_of, **kwargs))
     return report(blocks)
 
 

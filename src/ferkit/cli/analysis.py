@@ -180,7 +180,7 @@ def analyze(
 
 @app.command()
 def evaluate(
-    datasets: list[Path] = typer.Argument(..., help="Folders of <class>/<image> subfolders."),
+    datasets: list[Path] = typer.Argument(..., help="Folders of <class>/<image> or <class>/<video> subfolders."),
     model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
     crops: bool = typer.Option(False, "--crops", help="Images are face crops (no detection)."),
     detector: str = typer.Option("blazeface", help="Detector for uncropped photos."),
@@ -192,14 +192,18 @@ def evaluate(
     calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
     tta: str = typer.Option("auto", help=TTA_HELP),
+    fps: str = typer.Option("5", help="Video datasets: sampling rate in frames per second, or 'all' for every frame."),
 ) -> None:
-    """Score models on labelled folders: accuracy, balanced accuracy, F1, per-class metrics, confusion, ECE."""
+    """Score models on labelled folders: accuracy, balanced accuracy, F1, per-class metrics, confusion, ECE.
+
+    Folders of videos are analysed as `analyze` does and scored per frame (smoothed label) and per clip (majority)."""
     from ferkit.api import evaluate as evaluate_all
     from ferkit.models.base import EmotionModel
     from ferkit.models.loading import load_model
 
     _check_report_outputs(report_file, out_dir, datasets)
     _check_detector(detector)
+    video_fps = _parse_fps(fps)
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work
     with progress() as bar:
@@ -208,27 +212,39 @@ def evaluate(
             task = bar.add_task(f"{m.name} on {d.name}", total=None)
             return lambda n: bar.advance(task, n)
 
-        doc = evaluate_all(datasets, models, crops, progress=bar_for, tta=tta, detector=detector, split=split)
-    blocks = doc["results"]
-    table = Table("model", "dataset", "n", "accuracy", "bal. acc.", "macro-F1", "ECE", "misses")
-    for b in blocks:
-        ece = "n/a" if b["ece"] is None else f"{b['ece']:.4f}"
-        table.add_row(
-            b["model"]
-            + (" (calibrated)" if b["protocol"]["calibration"] else "")
-            + (f" (tta {b['protocol']['tta']})" if b["protocol"]["tta"] != "none" else ""),
-            b["dataset"],
-            str(b["n"]),
-            f"{b['accuracy']:.4f}",
-            f"{b['balanced_accuracy']:.4f}",
-            f"{b['macro_f1']:.4f}",
-            ece,
-            str(b["misses"]),
+        doc = evaluate_all(
+            datasets, models, crops, progress=bar_for, tta=tta, fps=video_fps, detector=detector, split=split
         )
+    blocks = doc["results"]
+    table = Table("model", "dataset", "unit", "n", "accuracy", "bal. acc.", "macro-F1", "ECE", "misses")
+    for b in blocks:
+        for m in [b, b["clip_level"]] if "clip_level" in b else [b]:
+            table.add_row(
+                b["model"]
+                + (" (calibrated)" if b["protocol"]["calibration"] else "")
+                + (f" (tta {b['protocol']['tta']})" if b["protocol"]["tta"] != "none" else ""),
+                b["dataset"],
+                m.get("unit", "images"),
+                str(m["n"]),
+                f"{m['accuracy']:.4f}",
+                f"{m['balanced_accuracy']:.4f}",
+                f"{m['macro_f1']:.4f}",
+                "n/a" if m["ece"] is None else f"{m['ece']:.4f}",
+                str(m["misses"]),
+            )
     Console().print(table)
     for b in blocks:
         if b["skipped_classes"]:
-            console.print(f"[yellow]{b['dataset']}: classes unknown to {b['model']} skipped:[/] {b['skipped_classes']}")
+            unit = " (clips per folder)" if "clip_level" in b else ""
+            console.print(
+                f"[yellow]{b['dataset']}: classes unknown to {b['model']} skipped{unit}:[/] {b['skipped_classes']}"
+            )
+        if "clip_level" in b:
+            console.print(
+                f"{b['dataset']}: frames scored by their {b['frame_label']}, {b['frames_without_face']} without a face"
+            )
+        for w in b.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {escape(w)}")
         if b["unreadable"]:
             console.print(f"[yellow]{b['dataset']}: {b['unreadable']} unreadable image(s) skipped[/]")
     if report_file:

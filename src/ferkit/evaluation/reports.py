@@ -2,7 +2,8 @@
 
 Input is the report document of :func:`ferkit.evaluation.scoring.report` (``{"ferkit_version", "results": [block,
 ...]}``);
-every block is one model × dataset, so the Markdown tables put blocks side by side.
+every block is one model × dataset, so the Markdown tables put blocks side by side. A labelled-video block
+(:mod:`ferkit.evaluation.videos`) gives two summary rows, frames and clips, and its clips a table of their own.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def dataset_name(block: dict) -> str:
     return Path(block["dataset"]).name or str(block["dataset"])
 
 
+def levels(block: dict) -> list[tuple[str, dict]]:
+    """A block's summary rows as (dataset cell, metrics): the block itself, or its frame and clip levels (videos)."""
+    if "clip_level" not in block:
+        return [(dataset_name(block), block)]
+    return [
+        (f"{dataset_name(block)} ({block['unit']})", block),
+        (f"{dataset_name(block)} (clips)", block["clip_level"]),
+    ]
+
+
 def block_label(k: int, block: dict) -> str:
     """``k: model @ dataset-name`` (numbered, since one model may appear twice, e.g. with and without calibration)."""
     return f"{k}: {block['model']} @ {dataset_name(block)}"
@@ -69,22 +80,23 @@ def _table(header: list[str], rows: list[list[object]], align_from: int = 1) -> 
 
 
 def markdown_table(doc: dict) -> str:
-    """The comparison table: one row per block with its headline metrics."""
+    """The comparison table: one row per block (two for videos: frames and clips) with its headline metrics."""
     rows = [
         [
             k,
             b["model"],
-            dataset_name(b),
+            name,
             b.get("protocol", {}).get("split", "all"),
-            b["n"],
-            fmt(b["accuracy"]),
-            fmt(b.get("balanced_accuracy")),
-            fmt(b["macro_f1"]),
-            fmt(b.get("weighted_f1")),
-            fmt(b.get("ece")),
-            b["misses"],
+            m["n"],
+            fmt(m["accuracy"]),
+            fmt(m.get("balanced_accuracy")),
+            fmt(m["macro_f1"]),
+            fmt(m.get("weighted_f1")),
+            fmt(m.get("ece")),
+            m["misses"],
         ]
         for k, b in enumerate(doc["results"], 1)
+        for name, m in levels(b)
     ]
     return "\n".join(_table(SUMMARY_COLUMNS, rows, align_from=4)) + "\n"
 
@@ -119,9 +131,41 @@ def markdown_report(doc: dict) -> str:
             f"- calibration: {_calibration_text(p.get('calibration'))}",
             f"- input: {'face crops' if p.get('crops', b.get('crops')) else 'detector ' + str(p.get('detector'))}",
             f"- class mapping: {mapping}",
+            *_video_protocol(p),
             "",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + _clip_tables(blocks))
+
+
+def _video_protocol(p: dict) -> list[str]:
+    if p.get("media") != "video":
+        return []
+    rate = f"{p['fps']:g} fps" if p["fps"] else "every frame"
+    return [f"- video: {rate}; frame label `{p['frame_label']}`; clip label: {p['clip_label']}"]
+
+
+def _clip_tables(blocks: list[dict]) -> list[str]:
+    """Per-clip rows of the labelled-video blocks: true and predicted label, frames, the three largest shares."""
+    lines: list[str] = []
+    for k, b in enumerate(blocks, 1):
+        if "per_clip" not in b:
+            continue
+        rows = [
+            [
+                Path(r["clip"]).name,
+                r["true"],
+                r["predicted"],
+                r["frames_scored"],
+                r["frames_without_face"],
+                ", ".join(f"{c} {v:.2f}" for c, v in sorted(r["shares"].items(), key=lambda x: -x[1])[:3] if v),
+            ]
+            for r in b["per_clip"]
+        ]
+        header = ["clip", "true", "predicted", "frames scored", "no face", "frame shares"]
+        lines += [f"## Clips of {block_label(k, b)}", "", *_table(header, rows, align_from=3), ""]
+        if b.get("skipped_classes"):
+            lines += [f"Skipped (class unknown to the model): {b['skipped_classes']} clip(s) per folder.", ""]
+    return lines
 
 
 def write_confusion_csv(block: dict, path: Path) -> Path:

@@ -119,6 +119,7 @@ def metrics_block(pred: Predictions, classes: list[str]) -> dict:
     present = [c for c in classes if c in set(pred.y_true)]
     with warnings.catch_warnings():  # a dataset lacking some classes is normal here, and reported per class
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")  # e.g. one labelled clip
         balanced = float(balanced_accuracy_score(pred.y_true, pred.y_pred))
     p, r, f, s = precision_recall_fscore_support(pred.y_true, pred.y_pred, labels=present, zero_division=0)
     cm = confusion_matrix(pred.y_true, pred.y_pred, labels=classes)
@@ -166,27 +167,33 @@ def evaluate(
     """
     files = split_files(split_of or model, split)
     pred = predict_dataset(model, root, crops, progress=progress, files=files, **kwargs)  # type: ignore[arg-type]
+    split_text = split if split == "all" else f"{split} files of {(split_of or model).name}"
+    return {
+        **block_head(model, root, crops),
+        **metrics_block(pred, model.classes),
+        "protocol": protocol(model, root, crops, kwargs.get("detector", "blazeface"))  # type: ignore[arg-type]
+        | {"split": split_text, "class_mapping": pred.class_mapping, "unreadable_files": pred.unreadable},
+    }
+
+
+def block_head(model: EmotionModel, root: Path, crops: bool) -> dict:
+    """The first keys of a report block: which model on which dataset."""
+    return {"model": model.name, "model_sha256": model.sha256, "dataset": str(root), "crops": crops}
+
+
+def protocol(model: EmotionModel, root: Path, crops: bool, detector: str) -> dict:
+    """A block's ``protocol`` keys shared by image and video datasets (the caller adds split, mapping, files)."""
     cal = model.calibration
     return {
+        "dataset": str(Path(root).resolve()),
         "model": model.name,
         "model_sha256": model.sha256,
-        "dataset": str(root),
+        "calibration": None
+        if cal is None
+        else {"bias": cal.bias, "temperature": cal.temperature, "method": cal.method, "objective": cal.objective},
+        "tta": model.tta,
         "crops": crops,
-        **metrics_block(pred, model.classes),
-        "protocol": {
-            "dataset": str(Path(root).resolve()),
-            "split": split if split == "all" else f"{split} files of {(split_of or model).name}",
-            "class_mapping": pred.class_mapping,
-            "model": model.name,
-            "model_sha256": model.sha256,
-            "calibration": None
-            if cal is None
-            else {"bias": cal.bias, "temperature": cal.temperature, "method": cal.method, "objective": cal.objective},
-            "tta": model.tta,
-            "crops": crops,
-            "detector": None if crops else kwargs.get("detector", "blazeface"),
-            "unreadable_files": pred.unreadable,
-        },
+        "detector": None if crops else detector,
     }
 
 

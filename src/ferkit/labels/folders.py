@@ -1,13 +1,15 @@
-"""Folder datasets (``<class>/*`` image subfolders) with class-name aliases; no torch needed."""
+"""Folder datasets (``<class>/*`` image or video subfolders) with class-name aliases; no torch needed."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ferkit.errors import InputError
 from ferkit.media.images import is_image_file
+from ferkit.media.video import VIDEO_SUFFIXES
 
 #: The seven basic classes in ferkit's canonical order (FER2013's folder names).
 BASIC_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -34,11 +36,26 @@ def canonical_class(folder_name: str) -> str:
 
 @dataclass(frozen=True)
 class LabelledImage:
-    """One image of a folder dataset: its path, folder name and canonical class."""
+    """One image (or video clip) of a folder dataset: its path, folder name and canonical class."""
 
     path: Path
     folder: str
     label: str
+
+
+def _list(root: Path, keep: Callable[[Path], bool]) -> list[LabelledImage]:
+    return [
+        LabelledImage(p, d.name, canonical_class(d.name))
+        for d in sorted(root.iterdir())
+        if d.is_dir()
+        for p in sorted(d.iterdir())
+        if keep(p)
+    ]
+
+
+def is_video_file(path: Path) -> bool:
+    """True for a regular file with a known video suffix."""
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def list_folder_dataset(root: Path) -> list[LabelledImage]:
@@ -49,16 +66,38 @@ def list_folder_dataset(root: Path) -> list[LabelledImage]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found")
-    items = [
-        LabelledImage(p, d.name, canonical_class(d.name))
-        for d in sorted(root.iterdir())
-        if d.is_dir()
-        for p in sorted(d.iterdir())
-        if is_image_file(p)
-    ]
+    items = _list(root, is_image_file)
     if not items:
         raise InputError(f"{root}: no <class>/<image> files found")
     return items
+
+
+def list_folder_videos(root: Path) -> list[LabelledImage]:
+    """List ``root/<class>/<clip>`` video files (by suffix), sorted, with canonical labels; ``InputError`` if none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    items = _list(root, is_video_file)
+    if not items:
+        raise InputError(f"{root}: no <class>/<clip> video files found")
+    return items
+
+
+def dataset_media(root: Path) -> str:
+    """``"images"`` or ``"videos"``: what the class folders of ``root`` hold (images when neither).
+
+    A dataset mixing both is refused with ``InputError``: frame and image scores would be pooled into one metric.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    images, videos = len(_list(root, is_image_file)), len(_list(root, is_video_file))
+    if images and videos:
+        raise InputError(
+            f"{root}: its class folders hold both images ({images}) and videos ({videos}); "
+            "evaluate them as two dataset folders"
+        )
+    return "videos" if videos else "images"
 
 
 def file_digest(path: Path) -> str:
