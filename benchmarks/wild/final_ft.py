@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--epoch-size", type=int, default=8500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fold", type=int, default=-1, help="hold out the SFEW films and CK+ subjects of this fold")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = Path(tempfile.gettempdir()) / "wild_data"
@@ -62,24 +63,27 @@ def main() -> None:
     held = np.array([i for i, f in enumerate(files) if f in val])
     size, ch, up, shares, k = ARMS_B["ft48g"]
     rep = (size, ch, up)
-    srcs = labelled(shares, -1, rep, k, None)
+    srcs = labelled(shares, a.fold, rep, k, None)
     fer = srcs[0]
     fer.pool = torch.from_numpy(np.setdiff1d(np.arange(len(files)), held)).to(device)
     hp = dict(HP, lr=HP["lr_ft"], epoch_size=a.epoch_size)
     t0 = time.time()
     model, log = fit([Stage(a.epochs, srcs)], k, 1, hp, a.seed, time.time() + 10**6, device, W["init"])
     seconds = time.time() - t0
-    metrics, _ = evaluate(model, rep, -1, k)
+    metrics, _ = evaluate(model, rep, max(a.fold, 0), k)
     a.out.mkdir(parents=True, exist_ok=True)
     torch.save({k_: v.cpu() for k_, v in model.state_dict().items()}, a.out / "weights.pt")
     summary = {
         "recipe": "ft48g", "rep": rep, "shares": shares, "hp": hp, "epochs": a.epochs, "seed": a.seed,
-        "device": device, "train_seconds": round(seconds, 1), "log": log, "fer_train_images": int(len(fer.pool)),
-        "fer_held_validation_images": int(len(held)), "fer2013_test_flip_uncalibrated": metrics["fert"],
+        "device": device, "train_seconds": round(seconds, 1), "log": log, "fer_train_images": len(fer.pool),
+        "fer_held_validation_images": len(held), "fer2013_test_flip_uncalibrated": metrics["fert"], "fold": a.fold,
+        **({"sfew_held_out": metrics["sfew"], "ck_held_out": metrics["ck"]} if a.fold >= 0 else {}),
     }  # fmt: skip
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k_: v for k_, v in summary.items() if k_ != "fer2013_test_flip_uncalibrated"}))
     print("FER2013 test (flip, uncalibrated):", metrics["fert"]["accuracy"], metrics["fert"]["macro_f1"])
+    if a.fold >= 0:
+        print("held out: SFEW", metrics["sfew"]["accuracy"], "CK+", metrics["ck"]["accuracy"])
 
 
 if __name__ == "__main__":
