@@ -400,3 +400,35 @@ def test_student_learns_from_the_teacher_alone(tmp_path: Path) -> None:
     for key, value in (("distill.alpha", 1.5), ("distill.views", "crops")):
         with pytest.raises(InputError, match=key.replace(".", r"\.")):
             config_from_dict(_config(tmp_path, data, **{key: value}))
+
+
+def test_init_from_the_bundled_model_folder_fine_tunes_it(tmp_path: Path) -> None:
+    """``model.init_from = "ferkit"``: the shipped ONNX weights in torch (eval mode = the ONNX graph), and a short
+    fine-tune keeps what they know where a random start after the same steps is near chance."""
+    from ferkit.models.loading import load_model
+    from ferkit.training.loop import build_model, normalise, train
+
+    classes = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    data = _dataset(tmp_path / "d", 12, classes)
+    base = _config(tmp_path, data, **{"data.taxonomy": "basic7", "model.init_from": "ferkit"})
+    cfg = config_from_dict(base)
+    files = sorted(data.glob("*/*.jpg"))
+    from ferkit.faces.align import resize_crop
+    from ferkit.media.images import read_image
+
+    px = np.stack([resize_crop(read_image(p), 48, "gray") for p in files])
+    x = torch.from_numpy(px)[:, None]
+    model = build_model(cfg, 7, x).eval()
+    with torch.no_grad():
+        ours = model(normalise(x, cfg))[0].numpy()
+    ref = load_model("ferkit", calibration=False).forward_logits(px)
+    assert np.abs(ours - ref).max() < 1e-3
+    with pytest.raises(InputError, match="does not fit"):
+        build_model(config_from_dict(_config(tmp_path, data, **{"model.init_from": "ferkit"})), 2, x)  # 2 classes
+
+    runs = {}
+    for name, init in (("ft", "ferkit"), ("scratch", None)):
+        over = {"name": name, "data.taxonomy": "basic7", "optim.epochs": 1, "optim.lr": 3e-4, "model.init_from": init}
+        runs[name] = train(config_from_dict(_config(tmp_path, data, **over)), log=lambda m: None)
+    ft, scratch = (runs[k]["history"][-1]["val_accuracy"] for k in ("ft", "scratch"))
+    assert ft >= 0.5 > scratch  # 21 validation faces of 7 classes: chance is 1/7

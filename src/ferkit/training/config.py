@@ -93,7 +93,7 @@ class ModelConfig:
     backbone: str = "vgg_small"
     dropout: float = 0.4
     options: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None  # start from a checkpoint (best.pt or last.pt) instead of random weights
+    init_from: str | None = None  # start from a checkpoint (best.pt / last.pt) or a vgg_small model folder ("ferkit")
 
 
 @dataclass

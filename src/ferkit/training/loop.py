@@ -31,6 +31,7 @@ from ferkit.training.config import RunConfig, config_from_dict
 from ferkit.training.data import PreparedData, prepare_data
 from ferkit.training.experiment import open_tracker
 from ferkit.training.losses import BalancedSampler, class_counts, class_weights, make_loss, sample_weights
+from ferkit.training.onnx_init import model_folder, state_from_onnx
 
 Log = Callable[[str], None]
 
@@ -52,8 +53,9 @@ class EpochResult:
     images_per_s: float
 
 
-def build_model(cfg: RunConfig, num_classes: int) -> torch.nn.Module:
-    """The configured backbone (``model.options`` passed through), optionally initialised from a checkpoint."""
+def build_model(cfg: RunConfig, num_classes: int, calib: torch.Tensor | None = None) -> torch.nn.Module:
+    """The configured backbone (``model.options`` passed through), optionally initialised from a checkpoint or an
+    ONNX model folder (a name like ``ferkit`` or a path; ``calib``: uint8 NCHW training images for its norms)."""
     in_ch = 1 if cfg.data.channels == "gray" else 3
     try:
         model = create_backbone(
@@ -67,7 +69,12 @@ def build_model(cfg: RunConfig, num_classes: int) -> torch.nn.Module:
         raise InputError(f"model.backbone: {exc.args[0]}") from exc
     except (TypeError, ValueError) as exc:
         raise InputError(f"model.options: {exc}") from exc
-    if cfg.model.init_from:
+    folder = model_folder(cfg.model.init_from) if cfg.model.init_from else None
+    if folder is not None:
+        if calib is None or not len(calib):
+            raise InputError("model.init_from: a model folder needs training images to fit its batch norms")
+        model.load_state_dict(state_from_onnx(folder, model, normalise(calib[:2048], cfg)))
+    elif cfg.model.init_from:
         path = Path(cfg.model.init_from)
         if not path.is_file():
             raise InputError(f"model.init_from: {path} not found")
@@ -189,7 +196,7 @@ def train(
 def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log, on_step) -> dict:
     run_dir, o, imb = cfg.run_dir, cfg.optim, cfg.imbalance
     classes, n_cls = data.classes, len(data.classes)
-    model = build_model(cfg, n_cls).to(device, memory_format=torch.channels_last)
+    model = build_model(cfg, n_cls, data.x_train).to(device, memory_format=torch.channels_last)
     ema = None
     if o.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=_ema_fn(o.ema_decay), use_buffers=True)

@@ -54,7 +54,9 @@ def check_run(cfg: RunConfig, export: bool = True) -> None:
                 f"model.options: {', '.join(unknown)} not options of {cfg.model.backbone} "
                 f"(known: {', '.join(p for p in params if p not in ('num_classes', 'in_channels', 'dropout'))})"
             )
-    if cfg.model.init_from:
+    from ferkit.training.onnx_init import model_folder
+
+    if cfg.model.init_from and model_folder(cfg.model.init_from) is None:  # a model folder is checked at build
         _checkpoint("model.init_from", cfg.model.init_from)
     if cfg.distill.teacher:
         _checkpoint("distill.teacher", cfg.distill.teacher)

@@ -1,0 +1,78 @@
+"""Start training from an ONNX model folder (``model.init_from = "ferkit"``): its weights back as a torch state dict.
+
+Supported: ``vgg_small`` folders exported by ferkit (batch norm folded into each convolution). A folded convolution
+``y = W·x + b`` becomes conv ``W`` (no bias) + batch norm with running mean μ, variance σ² − ε, weight σ and bias
+μ + b, where μ and σ are the per-channel statistics of ``W·x`` on a batch of training images: eval mode reproduces
+the ONNX outputs exactly, and train mode starts from the same function on data-like batches (a warm start).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ferkit.errors import InputError
+
+
+def model_folder(ref: str) -> Path | None:
+    """The model folder a registered name (``ferkit``) or a path names, or None if ``ref`` is no model folder."""
+    from ferkit.models.loading import MODEL_FOLDERS
+
+    folder = MODEL_FOLDERS.get(ref, Path(ref))
+    return folder if (folder / "card.json").is_file() else None
+
+
+def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``model``'s state dict filled from ``folder``'s ONNX weights, batch norms fitted on ``x`` (normalised NCHW).
+
+    ``InputError`` when the folder's network is not ``model``'s (another backbone, input or class count).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    card = json.loads((folder / "card.json").read_text())
+    backbone = (card.get("architecture") or {}).get("backbone")
+    if backbone != "vgg_small":
+        raise InputError(
+            f"model.init_from: {folder} is a {backbone or 'non-ferkit'} model; only vgg_small folders load"
+        )
+    graph = onnx.load(str(folder / card.get("onnx_file", "model.onnx"))).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    layers = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]
+    shapes = [tuple(init[n.input[1]].shape) for n in convs]
+    if shapes != [tuple(c.weight.shape) for c in layers] or tuple(init["head.weight"].shape) != tuple(
+        model.head.weight.shape
+    ):
+        raise InputError(
+            f"model.init_from: {folder} does not fit this model (layers, input channels or classes differ)"
+        )
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for conv, bn, node in zip(layers, norms, convs, strict=True):  # identity norms: eval mode = the folded graph
+            conv.weight.copy_(torch.from_numpy(init[node.input[1]].copy()))
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(torch.from_numpy(init[node.input[2]].copy()))
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        model.head.weight.copy_(torch.from_numpy(init["head.weight"].copy()))
+        model.head.bias.copy_(torch.from_numpy(init["head.bias"].copy()))
+        stats: list[torch.Tensor] = []
+        hooks = [c.register_forward_hook(lambda m, i, o: stats.append(o.transpose(0, 1).flatten(1))) for c in layers]
+        model(x)
+        for h in hooks:
+            h.remove()
+        for bn, y in zip(norms, stats, strict=True):  # the data's statistics: the same eval-mode function
+            mu, var = y.mean(1), y.var(1, unbiased=False).clamp_min(2 * bn.eps)
+            bias = bn.bias.clone()
+            bn.running_mean.copy_(mu)
+            bn.running_var.copy_(var - bn.eps)
+            bn.weight.copy_(var.sqrt())
+            bn.bias.copy_(mu + bias)
+    model.train(was_training)
+    return {k: v.clone() for k, v in model.state_dict().items()}
