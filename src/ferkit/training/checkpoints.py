@@ -2,21 +2,60 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ferkit.errors import InputError
 
+#: Keys every checkpoint of a run holds, with their types (``best.pt``; a legacy ``best.pt`` has just these).
+BEST_KEYS: dict[str, type | tuple[type, ...]] = {"model": dict, "config": dict, "epoch": int}
+#: What ``--resume`` needs from ``last.pt``.
+LAST_KEYS: dict[str, type | tuple[type, ...]] = {
+    **BEST_KEYS,
+    "ema": dict,
+    "opt": dict,
+    "sched": dict,
+    "scaler": dict,
+    "best": (int, float),
+    "best_epoch": int,
+    "history": list,
+}
 
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint of ``ferkit train`` (tensors and plain data only) on the CPU; ``InputError`` if unusable."""
+
+def load_checkpoint(
+    path: Path, required: Mapping[str, type | tuple[type, ...]] | None = None, *, mmap: bool = False
+) -> dict:
+    """A checkpoint of ``ferkit train`` (tensors and plain data only) on the CPU; ``InputError`` if it does not load
+    or lacks a ``required`` key of its type. ``mmap``: map the tensors instead of reading them (a cheap check)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about a foreign pickle's protocol before refusing it
+            ck = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise InputError(f"{path}: checkpoint not found") from None
     except Exception as exc:  # an unpickling or format error: not a ferkit checkpoint
         raise InputError(f"{path}: not a readable ferkit checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ck, dict):
+        raise InputError(f"{path}: not a ferkit checkpoint (holds a {type(ck).__name__}, not a mapping)")
+    for key, kind in (required or {}).items():
+        if not isinstance(ck.get(key), kind):
+            raise InputError(f"{path}: not a ferkit checkpoint ({key!r} missing or of the wrong type)")
+    return ck
+
+
+def load_states(ck: dict, path: Path, parts: Mapping[str, Any]) -> None:
+    """Load ``ck[key]`` into each ``parts[key]`` (a module, optimiser, scheduler, …: ``load_state_dict``);
+    ``InputError`` naming ``path`` when a state does not fit."""
+    for key, part in parts.items():
+        try:
+            part.load_state_dict(ck[key])
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise InputError(f"{path}: its {key} state does not fit ({detail})") from None
 
 
 def git_commit() -> str | None:

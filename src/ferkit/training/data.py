@@ -22,6 +22,7 @@ from ferkit.errors import InputError
 from ferkit.labels.taxonomy import load_taxonomy, map_labels
 from ferkit.training.config import RunConfig, SourceConfig
 from ferkit.training.duplicates import drop_duplicates, find_duplicates
+from ferkit.training.runs import read_split
 from ferkit.training.samples import Sample
 from ferkit.training.sources import assign_splits, fer2013_csv_source, folder_source, labels_csv_source, load_many
 
@@ -157,7 +158,7 @@ def prepare_data(
         raise InputError("no training samples left after mapping labels onto the taxonomy")
     split_file = run_dir / "split.json"
     if resume and split_file.exists():
-        split = json.loads(split_file.read_text())
+        split = read_split(split_file)
         train, val = _select(samples, split["train_keys"], "key"), _select(samples, split["validation_keys"], "key")
     else:
         if d.split_from:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ferkit.errors import InputError
 from ferkit.models.base import tta_plan
-from ferkit.training.checkpoints import load_checkpoint
+from ferkit.training.checkpoints import BEST_KEYS, load_checkpoint
 from ferkit.training.config import RunConfig
 from ferkit.training.export import model_from_checkpoint
 
@@ -49,9 +49,9 @@ class Teacher:
         if not path.is_file():
             raise InputError(f"distill.teacher: {path} not found (give a run's best.pt)")
         try:
-            self.model, spec = model_from_checkpoint(load_checkpoint(path))
-        except (KeyError, RuntimeError) as exc:
-            raise InputError(f"distill.teacher: {path} is not a ferkit training checkpoint: {exc}") from exc
+            self.model, spec = model_from_checkpoint(load_checkpoint(path, BEST_KEYS), path)
+        except InputError as exc:
+            raise InputError(f"distill.teacher: {exc}") from None
         d = cfg.data
         want = {"classes": classes, "input_size": d.input_size, "channels": d.channels, "mean": d.mean, "std": d.std}
         diff = [f"{k} {spec[k]!r} ≠ {v!r}" for k, v in want.items() if spec[k] != v]

@@ -17,8 +17,13 @@ import torch
 
 from ferkit.errors import InputError
 from ferkit.labels.folders import BASIC_CLASSES
-from ferkit.training.backbones import create_backbone
-from ferkit.training.checkpoints import load_checkpoint
+from ferkit.training.backbones import configured_backbone
+from ferkit.training.checkpoints import BEST_KEYS, load_checkpoint, load_states
+from ferkit.training.config import RunConfig, config_from_dict
+from ferkit.training.runs import read_run_json, read_split
+
+#: The keys of a legacy flat config (commit 9bb1ec1 and before) that the export reads.
+_LEGACY_KEYS = ("backbone", "input_size", "mean", "std")
 
 
 class FlipAverage(torch.nn.Module):
@@ -49,46 +54,54 @@ def export_onnx(model: torch.nn.Module, path: Path, shape: tuple[int, int, int])
         )
 
 
-def model_spec(config: dict, classes: list[str] | None) -> dict:
-    """Architecture and preprocessing of a checkpoint's config (framework runs, or the first FER2013 trainer's)."""
-    if "data" in config:  # ferkit.training.config.RunConfig
-        d, m = config["data"], config["model"]
-        return {
-            "backbone": m["backbone"],
-            "options": m["options"],
-            "dropout": m["dropout"],
-            "input_size": d["input_size"],
-            "channels": d["channels"],
-            "mean": d["mean"],
-            "std": d["std"],
-            "classes": classes,
-            "taxonomy": d["taxonomy"],
-        }
-    return {  # legacy flat config (commit 9bb1ec1 and before): vgg-style net on FER2013's 7 classes
-        "backbone": config["backbone"],
-        "options": {},
-        "dropout": 0.4,
-        "input_size": config["input_size"],
-        "channels": "gray",
-        "mean": config["mean"],
-        "std": config["std"],
-        "classes": list(BASIC_CLASSES),
-        "taxonomy": "basic7",
+def checkpoint_config(config: dict) -> RunConfig:
+    """The run config a checkpoint was trained with, validated like a config file. A legacy flat config (commit
+    9bb1ec1 and before: a vgg-style net on FER2013's gray images) is read as the run config it stands for."""
+    if "data" not in config and "model" not in config and all(k in config for k in _LEGACY_KEYS):
+        data = {"sources": [{"path": "fer2013"}], **{k: config[k] for k in ("input_size", "mean", "std")}}
+        config = {"name": "legacy", "data": data, "model": {"backbone": config["backbone"]}}
+    missing = [k for k in ("data", "model") if k not in config]
+    if missing:
+        raise InputError(f"no {missing[0]!r} section")
+    return config_from_dict(config)
+
+
+def model_spec(cfg: RunConfig, classes: list[str]) -> dict:
+    """Architecture and preprocessing of a checkpoint's run config (as the model card records them)."""
+    d, m = cfg.data, cfg.model
+    return {
+        "backbone": m.backbone,
+        "options": m.options,
+        "dropout": m.dropout,
+        "input_size": d.input_size,
+        "channels": d.channels,
+        "mean": d.mean,
+        "std": d.std,
+        "classes": classes,
+        "taxonomy": d.taxonomy,
     }
 
 
-def model_from_checkpoint(checkpoint: dict) -> tuple[torch.nn.Module, dict]:
-    """The network of a loaded ``best.pt`` (weights in, eval mode) and its :func:`model_spec`."""
-    spec = model_spec(checkpoint["config"], checkpoint.get("classes"))
-    model = create_backbone(
-        spec["backbone"],
-        num_classes=len(spec["classes"]),
-        in_channels=1 if spec["channels"] == "gray" else 3,
-        dropout=spec["dropout"],
-        **spec["options"],
-    )
-    model.load_state_dict(checkpoint["model"])
-    return model.eval(), spec
+def model_from_checkpoint(checkpoint: dict, where: object = "checkpoint") -> tuple[torch.nn.Module, dict]:
+    """The network of a ``best.pt`` loaded with :data:`BEST_KEYS` (weights in, eval mode) and its :func:`model_spec`;
+    ``InputError`` naming ``where`` if its config, class list or weights do not make that network."""
+    classes = checkpoint.get("classes", list(BASIC_CLASSES) if "data" not in checkpoint["config"] else None)
+    names = isinstance(classes, list) and all(isinstance(c, str) and c.strip() for c in classes)
+    if not names or len(classes) < 2 or len(set(classes)) < len(classes):
+        raise InputError(f"{where}: classes must be a list of distinct class names, got {classes!r}"[:300])
+    weights = checkpoint["model"]
+    nonfinite = [k for k, v in weights.items() if isinstance(v, torch.Tensor) and not v.isfinite().all()]
+    if nonfinite:
+        raise InputError(
+            f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}): the run diverged"
+        )
+    try:
+        cfg = checkpoint_config(checkpoint["config"])
+        model = configured_backbone(cfg, len(classes))
+    except InputError as exc:
+        raise InputError(f"{where}: its config: {exc}") from None
+    load_states(checkpoint, where, {"model": model})
+    return model.eval(), model_spec(cfg, classes)
 
 
 def export_run(
@@ -107,16 +120,16 @@ def export_run(
     run, out = Path(run), Path(out)
     if not (run / "best.pt").is_file():
         raise InputError(f"{run}: no best.pt (not a training run, or no epoch finished yet)")
-    best = load_checkpoint(run / "best.pt")
-    model, spec = model_from_checkpoint(best)
+    best = load_checkpoint(run / "best.pt", BEST_KEYS)
+    split = read_split(run / "split.json", required=False)
+    history = read_run_json(run / "history.json", list, [])
+    trainer = read_run_json(run / "trainer.json", dict, {})
+    model, spec = model_from_checkpoint(best, run / "best.pt")  # everything is checked before anything is written
     in_ch = 1 if spec["channels"] == "gray" else 3
     out.mkdir(parents=True, exist_ok=True)
     size = spec["input_size"]
     export_onnx(FlipAverage(model) if flip_tta else model, out / "model.onnx", (in_ch, size, size))
-    split = json.loads((run / "split.json").read_text()) if (run / "split.json").exists() else {}
-    history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
     cfg = best["config"]
-    trainer = json.loads((run / "trainer.json").read_text()) if (run / "trainer.json").exists() else {}
     card = {
         "name": name or out.name,
         "version": "1",

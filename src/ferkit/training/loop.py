@@ -25,13 +25,14 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score,
 
 from ferkit.errors import InputError
 from ferkit.training.augment import augment_batch, minority_classes, sample_levels, scaled_levels
-from ferkit.training.backbones import create_backbone, param_groups
-from ferkit.training.checkpoints import git_commit, load_checkpoint, save_checkpoint
-from ferkit.training.config import RunConfig, config_from_dict
+from ferkit.training.backbones import configured_backbone, param_groups
+from ferkit.training.checkpoints import git_commit, load_checkpoint, load_states, save_checkpoint
+from ferkit.training.config import RunConfig
 from ferkit.training.data import PreparedData, prepare_data
 from ferkit.training.experiment import open_tracker
 from ferkit.training.losses import BalancedSampler, class_counts, class_weights, make_loss, sample_weights
 from ferkit.training.onnx_init import model_folder, state_from_onnx
+from ferkit.training.runs import check_resume
 
 Log = Callable[[str], None]
 
@@ -56,19 +57,7 @@ class EpochResult:
 def build_model(cfg: RunConfig, num_classes: int, calib: torch.Tensor | None = None) -> torch.nn.Module:
     """The configured backbone (``model.options`` passed through), optionally initialised from a checkpoint or an
     ONNX model folder (a name like ``ferkit`` or a path; ``calib``: uint8 NCHW training images for its norms)."""
-    in_ch = 1 if cfg.data.channels == "gray" else 3
-    try:
-        model = create_backbone(
-            cfg.model.backbone,
-            num_classes=num_classes,
-            in_channels=in_ch,
-            dropout=cfg.model.dropout,
-            **cfg.model.options,
-        )
-    except KeyError as exc:
-        raise InputError(f"model.backbone: {exc.args[0]}") from exc
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"model.options: {exc}") from exc
+    model = configured_backbone(cfg, num_classes)
     folder = model_folder(cfg.model.init_from) if cfg.model.init_from else None
     if folder is not None:
         if calib is None or not len(calib):
@@ -79,11 +68,9 @@ def build_model(cfg: RunConfig, num_classes: int, calib: torch.Tensor | None = N
         if not path.is_file():
             raise InputError(f"model.init_from: {path} not found")
         try:
-            model.load_state_dict(load_checkpoint(path)["model"])
-        except (RuntimeError, KeyError) as exc:
-            raise InputError(
-                f"model.init_from: {path} does not fit {cfg.model.backbone}: {exc}".splitlines()[0]
-            ) from exc
+            load_states(load_checkpoint(path, {"model": dict}), path, {"model": model})
+        except InputError as exc:
+            raise InputError(f"model.init_from: {exc}") from None
     return model
 
 
@@ -155,16 +142,6 @@ def scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
     }
 
 
-def _check_resume(cfg: RunConfig, run_dir: Path) -> None:
-    if not (run_dir / "config.json").is_file():
-        raise InputError(f"{run_dir}: not a run of `ferkit train` (no config.json); choose a new name")
-    old = json.loads((run_dir / "config.json").read_text())
-    new = cfg.to_dict()
-    if old != new:
-        diff = [f"{k}" for k in new if old.get(k) != new[k]]
-        raise InputError(f"{run_dir}: the config changed since this run started ({', '.join(diff)}); use a new name")
-
-
 def train(
     cfg: RunConfig, resume: bool = False, log: Log = print, on_step: Callable[[int, int], None] | None = None
 ) -> dict:
@@ -174,8 +151,7 @@ def train(
         raise InputError(f"{run_dir}: nothing to resume (no last.pt)")
     if not resume and (run_dir / "last.pt").exists():
         raise InputError(f"{run_dir}: a run with this name exists; pass --resume to continue it or choose a new name")
-    if resume:
-        _check_resume(cfg, run_dir)
+    last = check_resume(cfg) if resume else None  # before any output: a damaged run folder is one error line
     device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     if cfg.device == "cuda" and device != "cuda":
         raise InputError("device: cuda requested but torch sees no GPU")
@@ -190,11 +166,12 @@ def train(
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     if not resume:
         (run_dir / "trainer.json").write_text(json.dumps({"commit": git_commit(), "torch": torch.__version__}))
-    return _fit(cfg, data, device, resume, log, on_step)
+    return _fit(cfg, data, device, last, log, on_step)
 
 
-def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log, on_step) -> dict:
-    run_dir, o, imb = cfg.run_dir, cfg.optim, cfg.imbalance
+def _fit(cfg: RunConfig, data: PreparedData, device: str, last: dict | None, log: Log, on_step) -> dict:
+    """Train (``last``: the ``last.pt`` of a resumed run) and checkpoint every epoch."""
+    run_dir, o, imb, resume = cfg.run_dir, cfg.optim, cfg.imbalance, last is not None
     classes, n_cls = data.classes, len(data.classes)
     model = build_model(cfg, n_cls, data.x_train).to(device, memory_format=torch.channels_last)
     ema = None
@@ -242,7 +219,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
         if dc.offline:  # cached in the run folder, so --resume does not score the train set again
             cache = run_dir / "teacher_logits.pt"
             if resume and cache.is_file():
-                soft_targets = load_checkpoint(cache)["logits"]
+                soft_targets = load_checkpoint(cache, {"logits": torch.Tensor})["logits"]
             else:
                 soft_targets = teacher.table(data.x_train, lambda x: normalise(x, cfg))
                 save_checkpoint(cache, {"logits": soft_targets, "teacher": dc.teacher, "views": dc.views})
@@ -252,22 +229,11 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
     total_epochs = imb.minority_pretrain_epochs + o.epochs
     start, best, best_epoch, history = 0, -1.0, -1, []
     tracker_id = None
-    if resume:
-        ck = load_checkpoint(run_dir / "last.pt")
-        model.load_state_dict(ck["model"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        if sched is not None:
-            sched.load_state_dict(ck["sched"])
-        scaler.load_state_dict(ck["scaler"])
-        start, best, best_epoch, history, tracker_id = (
-            ck["epoch"] + 1,
-            ck["best"],
-            ck["best_epoch"],
-            ck["history"],
-            ck.get("mlflow_run_id"),
-        )
+    if last is not None:
+        parts = {"model": model, "ema": ema, "opt": opt, "sched": sched, "scaler": scaler}
+        load_states(last, run_dir / "last.pt", {k: v for k, v in parts.items() if v is not None})
+        start, best, best_epoch, history = last["epoch"] + 1, last["best"], last["best_epoch"], last["history"]
+        tracker_id = last.get("mlflow_run_id")
         log(f"resuming {run_dir} at epoch {start}")
     t = cfg.tracking
     tracker = open_tracker(t.mlflow, t.uri, t.experiment, Path(cfg.output), cfg.name, tracker_id)
@@ -403,11 +369,3 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, resume: bool, log: Log
         "history": history,
         "mlflow_run_id": getattr(tracker, "run_id", None),
     }
-
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    """The config a run was started with (``config.json`` in its folder)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise InputError(f"{run_dir}: not a training run folder (no config.json)")
-    return config_from_dict(json.loads(path.read_text()))

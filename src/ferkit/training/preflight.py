@@ -1,7 +1,8 @@
 """Checks of a validated run config against the world, before a run prints or writes anything: the run folder can be
-made, sources, checkpoints and test folders exist, the backbone and its options, the taxonomy and the minority
-classes are known. A problem is one :class:`~ferkit.errors.InputError` line naming the key, instead of an error
-after the first progress lines (or after the whole training, for ``data.test_dirs``)."""
+made (or, if it holds a run, its files are sound), sources, checkpoints and test folders exist, the backbone and its
+options, the taxonomy and the minority classes are known. A problem is one :class:`~ferkit.errors.InputError` line
+naming the key, instead of an error after the first progress lines (or after the whole training, for
+``data.test_dirs``)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ def check_run(cfg: RunConfig, export: bool = True) -> None:
     """Everything :func:`ferkit.training.loop.train` (and the export after it) would otherwise find out late."""
     from ferkit.labels.taxonomy import load_taxonomy
     from ferkit.training.backbones import BACKBONES
+    from ferkit.training.runs import check_resume
 
     check_out_dir(cfg.run_dir, "run folder (output/name)")
+    if (cfg.run_dir / "last.pt").exists():  # to be resumed (or refused as taken): its files must be sound either way
+        check_resume(cfg, mmap=True)
     for i, src in enumerate(cfg.data.sources):
         path = Path(src.path)
         key = f"data.sources[{i}].path"

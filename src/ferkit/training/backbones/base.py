@@ -8,9 +8,15 @@ Needs the ``train`` extra (torch); inference never imports this module.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from ferkit.errors import InputError
+
+if TYPE_CHECKING:
+    from ferkit.training.config import RunConfig
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -30,6 +36,19 @@ def create_backbone(name: str, **kwargs: object) -> nn.Module:
     if name not in BACKBONES:
         raise KeyError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
     return BACKBONES[name](**kwargs)
+
+
+def configured_backbone(cfg: RunConfig, num_classes: int) -> nn.Module:
+    """``cfg``'s backbone (``model.options`` passed through), untrained; ``InputError`` naming the key it refuses."""
+    m, in_channels = cfg.model, 1 if cfg.data.channels == "gray" else 3
+    try:
+        return create_backbone(
+            m.backbone, num_classes=num_classes, in_channels=in_channels, dropout=m.dropout, **m.options
+        )
+    except KeyError as exc:
+        raise InputError(f"model.backbone: {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model.options: {exc}") from exc
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
