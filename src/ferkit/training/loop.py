@@ -32,7 +32,7 @@ from ferkit.training.data import PreparedData, prepare_data
 from ferkit.training.experiment import open_tracker
 from ferkit.training.losses import BalancedSampler, class_counts, class_weights, make_loss, sample_weights
 from ferkit.training.onnx_init import model_folder, state_from_onnx
-from ferkit.training.runs import check_resume
+from ferkit.training.runs import check_run_folder
 
 Log = Callable[[str], None]
 
@@ -147,11 +147,7 @@ def train(
 ) -> dict:
     """Run (or resume) a training run; returns ``{"run_dir", "best_epoch", "best", "history"}``."""
     run_dir = cfg.run_dir
-    if resume and not (run_dir / "last.pt").exists():
-        raise InputError(f"{run_dir}: nothing to resume (no last.pt)")
-    if not resume and (run_dir / "last.pt").exists():
-        raise InputError(f"{run_dir}: a run with this name exists; pass --resume to continue it or choose a new name")
-    last = check_resume(cfg) if resume else None  # before any output: a damaged run folder is one error line
+    last = check_run_folder(cfg, resume)  # before any output: a damaged run folder is one error line
     device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     if cfg.device == "cuda" and device != "cuda":
         raise InputError("device: cuda requested but torch sees no GPU")

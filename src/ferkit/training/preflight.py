@@ -27,15 +27,15 @@ def _checkpoint(key: str, value: str) -> None:
         raise InputError(f"{key}: {value} is not a torch checkpoint (best.pt / last.pt)")
 
 
-def check_run(cfg: RunConfig, export: bool = True) -> None:
-    """Everything :func:`ferkit.training.loop.train` (and the export after it) would otherwise find out late."""
+def check_run(cfg: RunConfig, export: bool = True, resume: bool | None = None) -> None:
+    """Everything :func:`ferkit.training.loop.train` (and the export after it) would otherwise find out late;
+    ``resume``: whether the run is to be resumed (``None``: not known, so a run folder is checked as it is)."""
     from ferkit.labels.taxonomy import load_taxonomy
     from ferkit.training.backbones import BACKBONES
-    from ferkit.training.runs import check_resume
+    from ferkit.training.runs import check_run_folder
 
     check_out_dir(cfg.run_dir, "run folder (output/name)")
-    if (cfg.run_dir / "last.pt").exists():  # to be resumed (or refused as taken): its files must be sound either way
-        check_resume(cfg, mmap=True)
+    check_run_folder(cfg, resume, mmap=True)
     for i, src in enumerate(cfg.data.sources):
         path = Path(src.path)
         key = f"data.sources[{i}].path"

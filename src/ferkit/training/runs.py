@@ -63,6 +63,19 @@ def load_run_config(run_dir: Path) -> RunConfig:
         raise InputError(f"{path}: {exc}") from None
 
 
+def check_run_folder(cfg: RunConfig, resume: bool | None, *, mmap: bool = False) -> dict | None:
+    """``cfg``'s run folder for a new run (``resume`` False: it holds no ``last.pt``) or a resumed one (True: see
+    :func:`check_resume`); ``None``: either, as the folder says. Returns the ``last.pt`` of a run to be resumed."""
+    last = (cfg.run_dir / "last.pt").exists()
+    if resume and not last:
+        raise InputError(f"{cfg.run_dir}: nothing to resume (no last.pt)")
+    if resume is False and last:
+        raise InputError(
+            f"{cfg.run_dir}: a run with this name exists; pass --resume to continue it or choose a new name"
+        )
+    return check_resume(cfg, mmap=mmap) if last else None
+
+
 def check_resume(cfg: RunConfig, *, mmap: bool = False) -> dict:
     """What resuming ``cfg``'s run needs from its folder: ``config.json`` is this config, ``split.json`` (if any)
     lists the split, ``last.pt`` loads with every key. Returns ``last.pt`` (``mmap``: tensors mapped, not read)."""
