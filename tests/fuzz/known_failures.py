@@ -37,30 +37,6 @@ KNOWN_FAILURES: dict[str, str] = {
     ),
     "dataset/csv-not-utf8": "fer-csv: training/sources.py _open_csv() does not catch UnicodeDecodeError",
     "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
-    "train/resume-config-json-garbage": (
-        "train-parsing: training/loop.py reads <run>/config.json unchecked on --resume"
-    ),
-    "train/resume-config-json-list": ("train-parsing: training/loop.py reads <run>/config.json unchecked on --resume"),
-    "train/resume-garbage-last-pt": "train-late-errors: last.pt is checked after the first progress lines",
-    "train/resume-truncated-last-pt": "train-late-errors: last.pt is checked after the first progress lines",
-    "train/resume-malicious-last-pt": (
-        "train-late-errors: torch's pickle warning and progress lines precede the refusal"
-    ),
-    "export/run-best-pt-malicious-pickle": (
-        "train-parsing: torch's pickle-protocol warning precedes the refusal (training/checkpoints.py)"
-    ),
-    "export/trained-run-split-json-garbage": "train-parsing: training/export.py reads split.json unchecked",
-    "export/trained-run-history-json-garbage": ("train-parsing: training/export.py reads history.json unchecked"),
-    "export/trained-run-trainer-json-list": "train-parsing: training/export.py reads trainer.json unchecked",
-    "export/trained-run-checkpoint-config-missing": ("train-parsing: training/export.py trusts the checkpoint's keys"),
-    "export/trained-run-checkpoint-config-no-model": ("train-parsing: training/export.py trusts the checkpoint's keys"),
-    "export/trained-run-checkpoint-classes-mismatch": (
-        "train-parsing: training/export.py trusts the checkpoint's class list"
-    ),
-    "export/trained-run-checkpoint-input-size-string": (
-        "train-parsing: training/export.py trusts the checkpoint's config types"
-    ),
-    "export/trained-run-checkpoint-weights-nan": ("config-domains: training/export.py exports non-finite weights"),
     "analyze/resume-onto-other-jsonl": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
     "analyze/resume-onto-plain-text": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
     "analyze/resume-onto-spreadsheet-csv": (
