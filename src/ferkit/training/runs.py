@@ -27,11 +27,14 @@ def read_run_json(path: Path, shape: type[_J], missing: _J | None = None) -> _J:
     if missing is not None and not path.exists():
         return missing
     try:
-        if path.stat().st_size > MAX_RUN_JSON_BYTES:
-            raise InputError(f"{path}: larger than {MAX_RUN_JSON_BYTES >> 20} MB, not a file of `ferkit train`")
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        too_big = path.stat().st_size > MAX_RUN_JSON_BYTES
+        raw = b"" if too_big else path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if too_big:
+        raise InputError(f"{path}: larger than {MAX_RUN_JSON_BYTES >> 20} MB, not a file of `ferkit train`")
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
