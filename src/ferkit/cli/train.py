@@ -52,7 +52,7 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
     _need_torch()
     from ferkit.training.preflight import check_run
 
-    check_run(cfg, export)
+    check_run(cfg, export, resume=resume)  # every refusal before the first line of output
     console.print(f"[bold]{cfg.name}[/]: run folder {cfg.run_dir}")
     with progress() as bar:
         task = bar.add_task("epoch", total=None)
