@@ -16,7 +16,14 @@ from ferkit.faces.align import resize_crop
 from ferkit.models.loading import load_model
 
 
-def test_card_is_complete(model) -> None:
+@pytest.fixture(scope="module", params=["ferkit", "ferkit-wild"])
+def bundled(request):
+    """Each shipped emotion model (the default and the in-the-wild fine-tune)."""
+    return load_model(request.param)
+
+
+def test_card_is_complete(bundled) -> None:
+    model = bundled
     card = json.loads((model.folder / "card.json").read_text())
     for key in (
         "name",
@@ -37,7 +44,8 @@ def test_card_is_complete(model) -> None:
     assert (model.folder / "model.onnx").stat().st_size < 20e6
 
 
-def test_subset_accuracy_far_above_chance(model) -> None:
+def test_subset_accuracy_far_above_chance(bundled) -> None:
+    model = bundled
     files = fer_files("test", 20)
     crops = np.stack([resize_crop(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), model.input_size) for p in files])
     probs = model.predict_proba(crops, batch_size=32)
@@ -46,12 +54,14 @@ def test_subset_accuracy_far_above_chance(model) -> None:
     assert acc > 0.5  # chance is 1/7; the full test set is scored in benchmarks/
 
 
-def test_batch_size_does_not_change_predictions(model) -> None:
+def test_batch_size_does_not_change_predictions(bundled) -> None:
+    model = bundled
     crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 3)])
     np.testing.assert_allclose(model.logits(crops, 1), model.logits(crops, 64), atol=1e-4)
 
 
-def test_hash_mismatch_is_refused(model, tmp_path: Path) -> None:
+def test_hash_mismatch_is_refused(bundled, tmp_path: Path) -> None:
+    model = bundled
     bad = tmp_path / "m"
     shutil.copytree(model.folder, bad)
     data = bytearray((bad / "model.onnx").read_bytes())
@@ -128,3 +138,19 @@ def test_auto_tta_flips_stills_and_leaves_video_single_pass(tmp_path: Path) -> N
         (tmp_path / "set" / p.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(p, tmp_path / "set" / p.parent.name / p.name)
     assert ferkit.evaluate(tmp_path / "set", crops=True)["results"][0]["protocol"]["tta"] == "flip"
+
+
+def test_wild_model_is_a_fine_tune_of_the_default_and_reads_the_disgust_clip() -> None:
+    """ferkit-wild starts from ferkit's weights (most FER2013 test crops get the same label) and, unlike the default
+    as shipped, calls the labelled disgust clip (video_labelled: evaluation only) disgust."""
+    import ferkit
+
+    wild, base = load_model("ferkit-wild"), load_model("ferkit")
+    files = fer_files("test", 15)
+    crops = np.stack([resize_crop(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), 48) for p in files])
+    agree = np.mean(wild.predict_proba(crops).argmax(1) == base.predict_proba(crops).argmax(1))
+    assert agree > 0.75
+    clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "video_labelled" / "disgust"
+    block = ferkit.evaluate(clip.parent, models=["ferkit-wild"])["results"][0]
+    row = next(r for r in block["per_clip"] if r["true"] == "disgust")
+    assert row["predicted"] == "disgust" and row["frames_scored"] > 10

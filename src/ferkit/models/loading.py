@@ -17,7 +17,11 @@ from ferkit.models.base import EmotionModel, OnnxModel
 BUNDLED_DIR = Path(str(resources.files("ferkit").joinpath("assets/models")))
 
 #: Named models: name -> folder. Backends of other kinds (e.g. the ``fer`` package) register a loader instead.
-MODEL_FOLDERS: dict[str, Path] = {"ferkit": BUNDLED_DIR / "ferkit", "ferkit-gate": BUNDLED_DIR / "ferkit-gate"}
+MODEL_FOLDERS: dict[str, Path] = {
+    "ferkit": BUNDLED_DIR / "ferkit",
+    "ferkit-wild": BUNDLED_DIR / "ferkit-wild",  # v1 fine-tuned on FER2013 + SFEW + CK+ (docs/training.md)
+    "ferkit-gate": BUNDLED_DIR / "ferkit-gate",
+}
 MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(threads)
 
 
