@@ -17,15 +17,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "analyze/file-and-its-folder": (
         "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
     ),
-    "analyze/non-utf8-name-csv": (
-        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
-    ),
-    "analyze/non-utf8-name-parquet": (
-        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
-    ),
-    "analyze/non-utf8-name-in-folder-csv": (
-        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
-    ),
     "evaluate/dataset-huge-image": (
         "huge-image-abort: the abort is gone, but evaluate counts the refused photo as unreadable (n=2, case wants 3)"
     ),

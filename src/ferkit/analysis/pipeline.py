@@ -12,7 +12,7 @@ import numpy as np
 
 from ferkit.analysis.au_tracks import AuTracks
 from ferkit.analysis.hardcases import RuleSet
-from ferkit.analysis.records import SENTIMENT, FaceRecord
+from ferkit.analysis.records import SENTIMENT, FaceRecord, source_name
 from ferkit.analysis.smoothing import Smoother
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop
@@ -184,7 +184,7 @@ class Analyzer:
         au_tracks = self._au_tracks(video)
         pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
         for _, p, scores in self._scored(pending):
-            yield from self._records(str(path), [p], scores, smoother, au_tracks)
+            yield from self._records(source_name(path), [p], scores, smoother, au_tracks)
 
     def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
         """Records of still images, read and detected here while the workers score earlier ones in batches."""
@@ -205,7 +205,7 @@ class Analyzer:
                     self.skipped.append((str(path), str(e)))
 
         for path, p, scores in self._scored(pending()):
-            yield from self._records(str(path), [p], scores, self._smoother(), self._au_tracks(False))
+            yield from self._records(source_name(path), [p], scores, self._smoother(), self._au_tracks(False))
         if failed:
             raise failed[0]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,6 +30,20 @@ SENTIMENT: dict[str, str] = {
 }
 
 FORMATS = ("jsonl", "csv", "parquet")
+
+
+def source_name(path: str | Path) -> str:
+    """``path`` as a record's ``source``: always valid UTF-8 (undecodable bytes of a file name written ``\\xNN``),
+    so JSONL, CSV and Parquet hold the same text."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def source_path(name: str) -> Path:
+    """The file a record's ``source`` names (the inverse of :func:`source_name`)."""
+    if "\\x" not in name:
+        return Path(name)
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), name.encode("utf-8", "surrogateescape"))
+    return Path(os.fsdecode(raw))
 
 
 @dataclass
