@@ -11,12 +11,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "analyze/empty-path-argument": (
         "analyze-option-domains: typer turns '' into Path('.'); needs a callback on analyze()'s paths argument"
     ),
-    "analyze/same-file-named-twice": (
-        "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
-    ),
-    "analyze/file-and-its-folder": (
-        "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
-    ),
     "evaluate/dataset-huge-image": (
         "huge-image-abort: the abort is gone, but evaluate counts the refused photo as unreadable (n=2, case wants 3)"
     ),
