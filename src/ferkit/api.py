@@ -20,9 +20,8 @@ from ferkit.analysis.records import (
     FaceRecord,
     RecordWriter,
     read_records,
-    resume_points,
-    to_record_dicts,
 )
+from ferkit.analysis.resume import resume_from
 from ferkit.errors import InputError
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
@@ -102,12 +101,7 @@ def run_analysis(
         if not sources:
             raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
         writer = RecordWriter(out, fmt, analyzer.classes, append=resume, au_keys=analyzer.au_keys)
-        if resume and fmt == "parquet" and out.is_file() and not writer.line_path.exists():
-            # A finished Parquet file: turn it back into the line file, so resuming skips what it holds.
-            rows = to_record_dicts(read_records(out, "parquet"))
-            writer.line_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        line_fmt = "jsonl" if fmt == "parquet" else fmt
-        done = resume_points(writer.line_path, line_fmt, analyzer.au_keys is not None) if resume else {}
+        done = resume_from(writer, analyzer.name, sources) if resume else {}
         with writer:
             for rec in analyzer.iter_records(sources, strict=[p for p in group if not p.is_dir()], start_after=done):
                 writer.write(rec)

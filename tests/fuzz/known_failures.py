@@ -11,21 +11,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "analyze/empty-path-argument": (
         "analyze-option-domains: typer turns '' into Path('.'); needs a callback on analyze()'s paths argument"
     ),
-    "analyze/same-file-named-twice": (
-        "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
-    ),
-    "analyze/file-and-its-folder": (
-        "same-input-twice: pipeline.collect_inputs() must dedupe by media.files.source_identity (Handoff)"
-    ),
-    "analyze/non-utf8-name-csv": (
-        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
-    ),
-    "analyze/non-utf8-name-parquet": (
-        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
-    ),
-    "analyze/non-utf8-name-in-folder-csv": (
-        "non-utf8-names: RecordWriter (records.py) writes source names with surrogates (Handoff)"
-    ),
     "evaluate/dataset-huge-image": (
         "huge-image-abort: the abort is gone, but evaluate counts the refused photo as unreadable (n=2, case wants 3)"
     ),
@@ -37,31 +22,6 @@ KNOWN_FAILURES: dict[str, str] = {
     ),
     "dataset/csv-not-utf8": "fer-csv: training/sources.py _open_csv() does not catch UnicodeDecodeError",
     "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
-    "analyze/resume-onto-other-jsonl": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
-    "analyze/resume-onto-plain-text": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
-    "analyze/resume-onto-spreadsheet-csv": (
-        "resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"
-    ),
-    "analyze/resume-onto-binary": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
-    "analyze/resume-onto-not-parquet": ("resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"),
-    "analyze/resume-onto-records-wrong-types": (
-        "resume-foreign-file: records.resume_points() trusts the file at -o (Handoff)"
-    ),
-    "analyze/resume-with-other-model-csv": (
-        "resume-foreign-file: resume is not keyed by the settings (model) (Handoff)"
-    ),
-    "analyze/resume-with-other-model-jsonl": (
-        "resume-foreign-file: resume is not keyed by the settings (model) (Handoff)"
-    ),
-    "analyze/resume-same-video-dot-dot": (
-        "same-input-twice: resume points are keyed by path spelling, not source_identity (Handoff)"
-    ),
-    "analyze/resume-same-video-absolute": (
-        "same-input-twice: resume points are keyed by path spelling, not source_identity (Handoff)"
-    ),
-    "analyze/resume-same-video-symlink": (
-        "same-input-twice: resume points are keyed by path spelling, not source_identity (Handoff)"
-    ),
     "analyze/resume-differs-from-uninterrupted": (
         "resume-state: tracker/smoother state is not restored on resume (pipeline.py, Handoff)"
     ),

@@ -12,13 +12,14 @@ import numpy as np
 
 from ferkit.analysis.au_tracks import AuTracks
 from ferkit.analysis.hardcases import RuleSet
-from ferkit.analysis.records import SENTIMENT, FaceRecord
+from ferkit.analysis.records import SENTIMENT, FaceRecord, source_name
 from ferkit.analysis.smoothing import Smoother
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop
 from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, still_crop
 from ferkit.faces.detectors import Detector, Face, create_detector
 from ferkit.faces.tracking import FaceTracker
+from ferkit.media.files import file_key
 from ferkit.media.images import IMAGE_SUFFIXES, Frame, image_frame
 from ferkit.media.video import VIDEO_SUFFIXES, is_video, iter_video
 from ferkit.models.base import EmotionModel, resolve_tta, set_tta
@@ -54,17 +55,26 @@ class AnalyzeOptions:
 
 
 def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand folders (recursively) into image and video files; ``InputError`` for a missing path."""
+    """Expand folders (recursively) into image and video files; ``InputError`` for a missing path. A file reached
+    twice (another spelling, a link, a folder and a file in it) is kept once, under its first spelling."""
     out: list[Path] = []
+    seen: set[tuple[int, int]] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(
+            found = sorted(
                 f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
             )
         elif p.exists():
-            out.append(p)
+            found = [p]
         else:
             raise InputError(f"{p}: no such file or folder")
+        for f in found:
+            key = file_key(f)
+            if key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            out.append(f)
     return out
 
 
@@ -184,7 +194,7 @@ class Analyzer:
         au_tracks = self._au_tracks(video)
         pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
         for _, p, scores in self._scored(pending):
-            yield from self._records(str(path), [p], scores, smoother, au_tracks)
+            yield from self._records(source_name(path), [p], scores, smoother, au_tracks)
 
     def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
         """Records of still images, read and detected here while the workers score earlier ones in batches."""
@@ -205,7 +215,7 @@ class Analyzer:
                     self.skipped.append((str(path), str(e)))
 
         for path, p, scores in self._scored(pending()):
-            yield from self._records(str(path), [p], scores, self._smoother(), self._au_tracks(False))
+            yield from self._records(source_name(path), [p], scores, self._smoother(), self._au_tracks(False))
         if failed:
             raise failed[0]
 

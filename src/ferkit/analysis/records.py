@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,6 +30,20 @@ SENTIMENT: dict[str, str] = {
 }
 
 FORMATS = ("jsonl", "csv", "parquet")
+
+
+def source_name(path: str | Path) -> str:
+    """``path`` as a record's ``source``: always valid UTF-8 (undecodable bytes of a file name written ``\\xNN``),
+    so JSONL, CSV and Parquet hold the same text."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def source_path(name: str) -> Path:
+    """The file a record's ``source`` names (the inverse of :func:`source_name`)."""
+    if "\\x" not in name:
+        return Path(name)
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), name.encode("utf-8", "surrogateescape"))
+    return Path(os.fsdecode(raw))
 
 
 @dataclass
@@ -154,6 +170,11 @@ class RecordWriter:
         self._csv: csv.DictWriter | None = None
         self.count = 0
 
+    @property
+    def columns(self) -> list[str]:
+        """The CSV columns of this writer's records (header line)."""
+        return list(_flat(_empty_record(self.au_keys is not None), self.classes, self.au_keys))
+
     def _open(self) -> IO[str]:
         fresh = not (self.append and self.line_path.exists() and self.line_path.stat().st_size > 0)
         try:
@@ -162,8 +183,7 @@ class RecordWriter:
         except OSError as e:
             raise InputError(f"{self.line_path}: cannot write output ({e.strerror or e})") from e
         if self.fmt == "csv":
-            empty = _empty_record(self.au_keys is not None)
-            self._csv = csv.DictWriter(fh, fieldnames=list(_flat(empty, self.classes, self.au_keys)))
+            self._csv = csv.DictWriter(fh, fieldnames=self.columns)
             if fresh:
                 self._csv.writeheader()
         return fh
@@ -283,40 +303,6 @@ def to_record_dicts(frame) -> list[dict[str, Any]]:
                 rec[k] = bool(rec[k])
         out.append(rec)
     return out
-
-
-def resume_points(path: Path, fmt: str | None = None, with_aus: bool | None = None) -> dict[str, int]:
-    """For ``--resume``: per source, the last frame index whose records are complete in a line-based output file.
-
-    A half-written last line (the run was killed mid-write) is cut off, and so are the records of the last frame
-    written (it may lack some of its faces): that frame is analysed again. ``with_aus``: whether this run writes the
-    AU fields; a file written the other way is refused, untouched.
-    """
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return {}
-    complete = path.read_bytes().split(b"\n")[:-1]  # what follows the last newline is empty or half-written
-    if with_aus is not None and complete:
-        first = complete[0].decode("utf-8", "replace")
-        try:
-            columns = first.split(",") if (fmt or path.suffix.lstrip(".")) == "csv" else json.loads(first)
-        except json.JSONDecodeError:
-            columns = []
-        if has_au_columns(columns) != with_aus:
-            written = "with" if not with_aus else "without"
-            raise InputError(f"{path}: written {written} --aus; resume it the same way")
-    path.write_bytes(b"".join(line + b"\n" for line in complete))
-    frame = read_records(path, fmt)
-    if frame.empty:
-        return {}
-    last_src, last_idx = frame["source"].iloc[-1], int(frame["frame_index"].iloc[-1])
-    n_last = int(((frame["source"] == last_src) & (frame["frame_index"] == last_idx)).sum())
-    header = 1 if (fmt or path.suffix.lstrip(".")) == "csv" else 0
-    keep = complete[: header + len(frame) - n_last]
-    path.write_bytes(b"".join(line + b"\n" for line in keep))
-    points = {str(k): int(v) for k, v in frame.groupby("source")["frame_index"].max().items()}
-    points[str(last_src)] = last_idx - 1
-    return points
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ __all__ = [
     "check_not_input",
     "check_out_dir",
     "check_writable",
+    "file_key",
     "same_file",
     "source_identity",
 ]
@@ -116,13 +117,20 @@ def check_not_input(output: Path | str, inputs: Iterable[Path | str], what: str 
             raise InputError(f"{_name(output)}: {what} is inside the input folder {_name(inp)}; choose another path")
 
 
+def file_key(path: Path | str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of an existing file: the same for every spelling of it and every link to it (None when
+    it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 def same_file(a: Path | str, b: Path | str) -> bool:
     """Whether ``a`` and ``b`` are the same existing file (same device and inode: links and any spelling)."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except (OSError, ValueError):
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+    key = file_key(a)
+    return key is not None and key == file_key(b)
 
 
 def source_identity(path: Path | str) -> dict[str, object]:
