@@ -17,7 +17,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import torch  # noqa: E402
 from gpu_data import N_FOLDS, decode_pack  # noqa: E402
-from gpu_run import W, evaluate, init_worker  # noqa: E402
+from gpu_jobs import W, evaluate, init_worker  # noqa: E402
 from gpu_train import make_model  # noqa: E402
 
 

@@ -23,7 +23,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gpu_data import CLASSES7, decode_pack  # noqa: E402
-from gpu_run import ARMS_B, HP, W, evaluate, init_worker, labelled  # noqa: E402
+from gpu_jobs import ARMS_B, HP, W, evaluate, init_worker, labelled  # noqa: E402
 from gpu_train import Stage, fit  # noqa: E402
 
 CARD = HERE.parents[1] / "src" / "ferkit" / "assets" / "models" / "ferkit" / "card.json"

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from final_ft import CARD, kept_fer_files  # noqa: E402
 from gpu_data import CLASSES7, decode_pack  # noqa: E402
-from gpu_run import W, evaluate, init_worker, rep_x  # noqa: E402
+from gpu_jobs import W, evaluate, init_worker, rep_x  # noqa: E402
 from gpu_train import logits_of, make_model, scores  # noqa: E402
 
 REP = (48, "gray", "cubic")

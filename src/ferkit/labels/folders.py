@@ -63,23 +63,21 @@ def list_folder_dataset(root: Path) -> list[LabelledImage]:
 
     Raises ``InputError`` for a missing root or one without any class folder holding images.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found")
-    items = _list(root, is_image_file)
-    if not items:
-        raise InputError(f"{root}: no <class>/<image> files found")
-    return items
+    return _listed(root, is_image_file, "<class>/<image> files")
 
 
 def list_folder_videos(root: Path) -> list[LabelledImage]:
     """List ``root/<class>/<clip>`` video files (by suffix), sorted, with canonical labels; ``InputError`` if none."""
+    return _listed(root, is_video_file, "<class>/<clip> video files")
+
+
+def _listed(root: Path, accept: Callable[[Path], bool], what: str) -> list[LabelledImage]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found")
-    items = _list(root, is_video_file)
+    items = _list(root, accept)
     if not items:
-        raise InputError(f"{root}: no <class>/<clip> video files found")
+        raise InputError(f"{root}: no {what} found")
     return items
 
 

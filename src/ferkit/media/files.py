@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -242,3 +243,24 @@ def locked_output(path: Path | str, what: str = "output", inputs: Iterable[Path 
     p = check_writable(path, what, inputs)
     with OutputLock(p):
         yield p
+
+
+def read_json_file(path: Path | str, what: str, limit: int, error: type[Exception] = InputError) -> object:
+    """The JSON value in ``path`` (UTF-8, at most ``limit`` bytes, not nested without end); anything else — a folder,
+    unreadable, too large, not UTF-8, not JSON — is one ``error`` naming the file and ``what`` it should be."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise error(f"{path}: {what} is a folder, expected a JSON file")
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror})") from None
+    if len(raw) > limit:
+        raise error(f"{path}: {what} is larger than {limit >> 20} MB")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: {what} is not UTF-8 (byte {e.start})") from None
+    except (ValueError, RecursionError) as e:
+        raise error(f"{path}: {what} is not valid JSON ({str(e).splitlines()[0][:120]})") from None

@@ -4,13 +4,13 @@ key and what is wrong."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 from ferkit.errors import ModelError
+from ferkit.media.files import read_json_file
 
 #: Largest JSON file a model may come with (cards with metrics are a few hundred KB).
 MAX_JSON_BYTES = 16 << 20
@@ -19,22 +19,7 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 def read_json_object(path: Path | str, what: str) -> dict[str, Any]:
     """The JSON object in ``path`` (UTF-8, at most :data:`MAX_JSON_BYTES`, not nested without end)."""
-    path = Path(path)
-    try:
-        if path.is_dir():
-            raise ModelError(f"{path}: {what} is a folder, expected a JSON file")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read {what} ({e.strerror})") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise ModelError(f"{path}: {what} is larger than {MAX_JSON_BYTES >> 20} MB")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ModelError(f"{path}: {what} is not UTF-8 (byte {e.start})") from None
-    except (ValueError, RecursionError) as e:
-        raise ModelError(f"{path}: {what} is not valid JSON ({str(e).splitlines()[0][:120]})") from None
+    data = read_json_file(path, what, MAX_JSON_BYTES, ModelError)
     if not isinstance(data, dict):
         raise ModelError(f"{path}: {what} must be a JSON object, got {type(data).__name__}")
     return data

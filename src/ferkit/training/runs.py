@@ -4,11 +4,11 @@ and ``last.pt``. Each reader checks the shape its callers rely on, so a damaged 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TypeVar
 
 from ferkit.errors import InputError
+from ferkit.media.files import read_json_file
 from ferkit.training.checkpoints import LAST_KEYS, load_checkpoint
 from ferkit.training.config import RunConfig, config_from_dict
 
@@ -26,19 +26,7 @@ def read_run_json(path: Path, shape: type[_J], missing: _J | None = None) -> _J:
     path = Path(path)
     if missing is not None and not path.exists():
         return missing
-    try:
-        too_big = path.stat().st_size > MAX_RUN_JSON_BYTES
-        raw = b"" if too_big else path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if too_big:
-        raise InputError(f"{path}: larger than {MAX_RUN_JSON_BYTES >> 20} MB, not a file of `ferkit train`")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+    data = read_json_file(path, "run file", MAX_RUN_JSON_BYTES)
     if not isinstance(data, shape):
         want = "object" if shape is dict else "list"
         raise InputError(f"{path}: expected a JSON {want}, got {type(data).__name__}")
