@@ -26,7 +26,7 @@ from ferkit.errors import InputError
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
 from ferkit.evaluation.videos import dataset_kinds, evaluate_videos
-from ferkit.media.video import is_video
+from ferkit.media.video import is_video, video_info
 from ferkit.models.base import EmotionModel, set_tta
 from ferkit.models.loading import load_model
 
@@ -266,6 +266,9 @@ def _unlabelled_logits(
     model: EmotionModel, paths: list[Path], options: AnalyzeOptions
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Log-probabilities of every face the analyser finds in images/videos (uncalibrated model)."""
+    for p in paths:  # a named video without a picture is refused before a detector starts (MediaPipe may log)
+        if p.is_file() and is_video(p):
+            video_info(p)
     analyzer = Analyzer(model, options)
     rows = [
         [r.probabilities[c] for c in model.classes]
