@@ -17,10 +17,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "evaluate/dataset-only-bad-images": (
         "nothing-scored: evaluation/scoring.py must refuse a dataset with no readable image"
     ),
-    "dataset/csv-pixels-huge-int": (
-        "fer-csv: training/sources.py fer2013_csv_source() does not range-check pixel values"
-    ),
-    "dataset/csv-not-utf8": "fer-csv: training/sources.py _open_csv() does not catch UnicodeDecodeError",
     "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
     "analyze/resume-differs-from-uninterrupted": (
         "resume-state: tracker/smoother state is not restored on resume (pipeline.py, Handoff)"

@@ -16,7 +16,7 @@ import functools
 import itertools
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -125,12 +125,24 @@ def _open_csv(path: Path, required: Sequence[str]) -> tuple[csv.DictReader, Text
         raise InputError(f"{path}: CSV file not found")
     fh = path.open(newline="", encoding="utf-8-sig")
     reader = csv.DictReader(fh)
-    columns = reader.fieldnames or []
+    try:
+        columns = reader.fieldnames or []
+    except UnicodeDecodeError as exc:
+        fh.close()
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start} of the header block)") from None
     for col in required:
         if col not in columns:
             fh.close()
             raise InputError(f"{path}: column {col!r} missing (columns: {', '.join(columns) or 'none'})")
     return reader, fh
+
+
+def _rows(reader: csv.DictReader, path: Path) -> Iterator[dict[str, str]]:
+    """The reader's rows; a byte that is not UTF-8 is one ``InputError`` naming the file and the line."""
+    try:
+        yield from reader
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text (near line {reader.line_num + 1})") from None
 
 
 def fer2013_csv_source(csv_path: Path, name: str, report: Report | None = None) -> list[Sample]:
@@ -142,13 +154,13 @@ def fer2013_csv_source(csv_path: Path, name: str, report: Report | None = None) 
     reader, fh = _open_csv(csv_path, ["emotion", "pixels"])
     samples = []
     with fh:
-        for row in reader:
+        for row in _rows(reader, csv_path):
             where = f"{csv_path}: row {reader.line_num}"
             try:
                 emotion = int(row["emotion"])
                 px = np.array((row["pixels"] or "").split(), dtype=np.int64)
-            except (ValueError, TypeError):
-                _note(report, "bad_rows", f"{where}: emotion or pixels not integers")
+            except (ValueError, TypeError, OverflowError):
+                _note(report, "bad_rows", f"{where}: emotion or pixels not integers (or beyond 64 bits)")
                 continue
             if not 0 <= emotion < len(FER2013_LABELS):
                 _note(report, "bad_rows", f"{where}: emotion {emotion} outside 0..6")
@@ -191,7 +203,7 @@ def labels_csv_source(
     reader, fh = _open_csv(labels_csv, required)
     samples, seen = [], set()
     with fh:
-        for row in reader:
+        for row in _rows(reader, labels_csv):
             where = f"{labels_csv}: row {reader.line_num}"
             file, label = (row[file_column] or "").strip(), (row[label_column] or "").strip()
             if not file or not label:
