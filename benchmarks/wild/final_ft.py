@@ -10,7 +10,6 @@ check can use images neither model trained on.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -22,25 +21,17 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from gpu_data import CLASSES7, decode_pack  # noqa: E402
+from gpu_data import decode_pack  # noqa: E402
 from gpu_jobs import ARMS_B, HP, W, evaluate, init_worker, labelled  # noqa: E402
 from gpu_train import Stage, fit  # noqa: E402
+from pack import fer_files  # noqa: E402
 
 CARD = HERE.parents[1] / "src" / "ferkit" / "assets" / "models" / "ferkit" / "card.json"
 
 
 def kept_fer_files(root: Path) -> list[str]:
-    """``class/file`` of the packed FER2013 train images, in pack order (pack.py's duplicate rule)."""
-    md5 = lambda p: hashlib.md5(p.read_bytes()).hexdigest()  # noqa: E731, S324
-    test = {md5(p) for c in CLASSES7 for p in (root / "test" / c).iterdir()}
-    seen, kept = set(), []
-    for c in CLASSES7:
-        for p in sorted((root / "train" / c).iterdir()):
-            h = md5(p)
-            if h not in test and h not in seen:
-                seen.add(h)
-                kept.append(f"{c}/{p.name}")
-    return kept
+    """``class/file`` of the packed FER2013 train images, in pack order."""
+    return [f"{c}/{p.name}" for p, c in fer_files(root)[0]]
 
 
 def main() -> None:

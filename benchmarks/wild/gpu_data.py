@@ -91,6 +91,10 @@ class Data:
         self._cache[key] = np.ascontiguousarray(x)
         return self._cache[key]
 
+    def scored(self, src: str, fold: int) -> np.ndarray:
+        """Indices a model of ``fold`` is scored on: all of FER2013 test, the held-out part of SFEW or CK+."""
+        return np.arange(self.n[src]) if src == "fert" else self.split(src, fold)[1]
+
     def split(self, src: str, fold: int) -> tuple[np.ndarray, np.ndarray]:
         """Train and held-out indices of SFEW or CK+ for ``fold`` (``-1``: everything trains, nothing held out)."""
         idx = np.arange(self.n[src])

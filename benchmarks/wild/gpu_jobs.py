@@ -76,7 +76,7 @@ def evaluate(model: torch.nn.Module, rep: tuple, fold: int, k: int, sr: dict | N
     classes = CLASSES7 if k == 7 else tuple(c for c in CLASSES7 if c != "neutral")
     metrics, logits = {}, {}
     for name in ("sfew", "ck", "fert"):
-        idx = np.arange(data.n[name]) if name == "fert" else data.split(name, fold)[1]
+        idx = data.scored(name, fold)
         y = np.asarray(data.y[name])[idx]
         if k == 6:
             keep = y != NEUTRAL
@@ -239,7 +239,7 @@ def _teacher_eval(members: list, fold: int) -> dict:
     data: Data = W["data"]
     out = {}
     for name in ("sfew", "ck", "fert"):
-        idx = np.arange(data.n[name]) if name == "fert" else data.split(name, fold)[1]
+        idx = data.scored(name, fold)
         if len(idx) == 0:
             continue
         p = teacher_probs(members, name, idx).log().cpu().numpy()

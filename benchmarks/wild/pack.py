@@ -12,7 +12,6 @@ subject; unlabelled faces of ``clips/`` sampled at ``--fps`` and aligned the sam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from ferkit.faces.align import align_face, resize_crop, to_channels
 from ferkit.faces.detectors import create_detector, detect_tiled
+from ferkit.labels.folders import file_digest
 from ferkit.media.images import read_image
 from ferkit.media.video import iter_video
 
@@ -27,23 +27,25 @@ CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 FILM = re.compile(r"^(.+?)[_-]\d+_+\d+\.\w+$")
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324 - duplicate check, not security
+def fer_files(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """(path, class) of FER2013 train in pack order — class by class, sorted, without byte copies of test images and
+    without repeats (the first kept) — and of FER2013 test."""
+    test = [(p, c) for c in CLASSES for p in sorted((root / "test" / c).iterdir())]
+    test_md5 = {file_digest(p) for p, _ in test}
+    seen: set[str] = set()
+    kept = []
+    for c in CLASSES:
+        for p in sorted((root / "train" / c).iterdir()):
+            h = file_digest(p)
+            if h not in test_md5 and h not in seen:
+                seen.add(h)
+                kept.append((p, c))
+    return kept, test
 
 
 def fer(root: Path) -> dict[str, np.ndarray]:
-    test = [(p, c) for c in CLASSES for p in sorted((root / "test" / c).iterdir())]
-    train = [(p, c) for c in CLASSES for p in sorted((root / "train" / c).iterdir())]
-    test_md5 = {_md5(p) for p, _ in test}
-    seen: set[str] = set()
-    kept = []
-    for p, c in train:
-        h = _md5(p)
-        if h in test_md5 or h in seen:
-            continue
-        seen.add(h)
-        kept.append((p, c))
-    print(f"fer2013 train {len(train)} -> {len(kept)} after dropping copies of test and repeats; test {len(test)}")
+    kept, test = fer_files(root)
+    print(f"fer2013 train -> {len(kept)} after dropping copies of test and repeats; test {len(test)}")
 
     def arr(items):  # the files' own JPEG bytes: a third of the raw pixels' size (the GPU copy is size-limited)
         data = [p.read_bytes() for p, _ in items]
