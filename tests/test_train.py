@@ -432,3 +432,28 @@ def test_init_from_the_bundled_model_folder_fine_tunes_it(tmp_path: Path) -> Non
         runs[name] = train(config_from_dict(_config(tmp_path, data, **over)), log=lambda m: None)
     ft, scratch = (runs[k]["history"][-1]["val_accuracy"] for k in ("ft", "scratch"))
     assert ft >= 0.5 > scratch  # 21 validation faces of 7 classes: chance is 1/7
+
+
+def test_init_from_a_damaged_model_folder_is_one_clean_error(tmp_path: Path) -> None:
+    """A model folder named by ``model.init_from`` is checked like any model folder: card keys, weights' SHA-256."""
+    from ferkit.errors import FerkitError
+    from ferkit.models.loading import MODEL_FOLDERS
+    from ferkit.training.loop import build_model
+    from ferkit.training.preflight import check_run
+
+    data = _dataset(tmp_path / "d", 2, ("happy", "surprise"))
+    x = torch.zeros(4, 1, 48, 48, dtype=torch.uint8)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "card.json").write_bytes(b"\xff{not json")
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(MODEL_FOLDERS["ferkit"], corrupt)
+    blob = bytearray((corrupt / "model.onnx").read_bytes())
+    blob[-10] ^= 0xFF
+    (corrupt / "model.onnx").write_bytes(bytes(blob))
+    for folder, message in ((garbage, "not UTF-8"), (corrupt, "SHA-256 mismatch")):
+        cfg = config_from_dict(_config(tmp_path, data, **{"data.taxonomy": "basic7", "model.init_from": str(folder)}))
+        with pytest.raises(FerkitError, match=message):
+            build_model(cfg, 7, x)
+        with pytest.raises(FerkitError, match=message):  # refused by the pre-check, before any output
+            check_run(cfg, export=False)

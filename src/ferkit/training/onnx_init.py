@@ -8,7 +8,6 @@ the ONNX outputs exactly, and train mode starts from the same function on data-l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -25,6 +24,20 @@ def model_folder(ref: str) -> Path | None:
     return folder if (folder / "card.json").is_file() else None
 
 
+def checked_folder(folder: Path) -> Path:
+    """The ONNX file of a ``vgg_small`` model folder, its card checked key by key and its weights by their SHA-256
+    (a one-line ``ModelError`` or ``InputError`` otherwise)."""
+    from ferkit.models.base import OnnxModel
+
+    card = OnnxModel(folder).card
+    arch = card.extra.get("architecture")
+    backbone = arch.get("backbone") if isinstance(arch, dict) else None
+    if backbone != "vgg_small":
+        kind = backbone or "non-ferkit"
+        raise InputError(f"model.init_from: {folder} is a {kind} model; only vgg_small model folders load")
+    return folder / card.onnx_file
+
+
 def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """``model``'s state dict filled from ``folder``'s ONNX weights, batch norms fitted on ``x`` (normalised NCHW).
 
@@ -33,20 +46,19 @@ def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str
     import onnx
     from onnx import numpy_helper
 
-    card = json.loads((folder / "card.json").read_text())
-    backbone = (card.get("architecture") or {}).get("backbone")
-    if backbone != "vgg_small":
-        raise InputError(
-            f"model.init_from: {folder} is a {backbone or 'non-ferkit'} model; only vgg_small folders load"
-        )
-    graph = onnx.load(str(folder / card.get("onnx_file", "model.onnx"))).graph
+    graph = onnx.load(str(checked_folder(folder))).graph
     init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     layers = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
     norms = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]
-    shapes = [tuple(init[n.input[1]].shape) for n in convs]
-    if shapes != [tuple(c.weight.shape) for c in layers] or tuple(init["head.weight"].shape) != tuple(
-        model.head.weight.shape
+    folded = all(len(n.input) > 2 and n.input[1] in init and n.input[2] in init for n in convs)
+    shapes = [tuple(init[n.input[1]].shape) for n in convs] if folded else None
+    head = init.get("head.weight"), init.get("head.bias")
+    if (
+        shapes != [tuple(c.weight.shape) for c in layers]
+        or head[0] is None
+        or head[1] is None
+        or tuple(head[0].shape) != tuple(model.head.weight.shape)
     ):
         raise InputError(
             f"model.init_from: {folder} does not fit this model (layers, input channels or classes differ)"

@@ -58,9 +58,12 @@ def check_run(cfg: RunConfig, export: bool = True, resume: bool | None = None) -
                 f"model.options: {', '.join(unknown)} not options of {cfg.model.backbone} "
                 f"(known: {', '.join(p for p in params if p not in ('num_classes', 'in_channels', 'dropout'))})"
             )
-    from ferkit.training.onnx_init import model_folder
+    from ferkit.training.onnx_init import checked_folder, model_folder
 
-    if cfg.model.init_from and model_folder(cfg.model.init_from) is None:  # a model folder is checked at build
+    folder = model_folder(cfg.model.init_from) if cfg.model.init_from else None
+    if folder is not None:
+        checked_folder(folder)
+    elif cfg.model.init_from:
         _checkpoint("model.init_from", cfg.model.init_from)
     if cfg.distill.teacher:
         _checkpoint("distill.teacher", cfg.distill.teacher)
