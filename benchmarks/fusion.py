@@ -30,7 +30,8 @@ DATA = HERE.parent.parent / "shared" / "data"
 
 
 def video_fps(models: list[str], video: Path, fusion: str | None) -> float:
-    from ferkit.analysis.pipeline import AnalyzeOptions, ModelSetup, make_analyzer
+    from ferkit.analysis.pipeline import AnalyzeOptions
+    from ferkit.analysis.setup import ModelSetup, make_analyzer
 
     analyzer = make_analyzer(ModelSetup(models, fusion=fusion, tta="none"), AnalyzeOptions(fps=None))
     list(analyzer.iter_records([video]))  # warm-up

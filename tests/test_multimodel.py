@@ -141,7 +141,8 @@ def test_two_models_without_fusion_report_the_primary(tmp_path: Path, second_mod
 
 
 def test_gate_withholds_emotions_below_threshold(tmp_path: Path) -> None:
-    from ferkit.analysis.pipeline import AnalyzeOptions, ModelSetup
+    from ferkit.analysis.pipeline import AnalyzeOptions
+    from ferkit.analysis.setup import ModelSetup
     from ferkit.api import run_analysis
 
     gate = str(gate_spec(tmp_path))
@@ -179,7 +180,7 @@ def test_gate_withholds_emotions_below_threshold(tmp_path: Path) -> None:
     ],
 )
 def test_bad_combinations_api(tmp_path: Path, kwargs: dict, error: type, needle: str) -> None:
-    from ferkit.analysis.pipeline import ModelSetup, make_analyzer
+    from ferkit.analysis.setup import ModelSetup, make_analyzer
 
     report = {"results": [{"model": "ferkit", "per_class": {c: {"f1": 0.5} for c in CLASSES}}]}
     subst = {"SECOND": str(write_spec(tmp_path, "second", classes=CLASSES)), "GATE": str(gate_spec(tmp_path))}

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ferkit.analysis.pipeline import collect_inputs
+from ferkit.analysis.checkpoint import Checkpoint
 from ferkit.analysis.records import source_name, source_path
 from ferkit.analysis.resume import by_identity, resume_points
 from ferkit.errors import InputError
+from ferkit.media.files import collect_inputs
 
 
 def _rec(src: str, idx: int, model: str = "m") -> str:
@@ -25,11 +26,18 @@ def test_source_names_are_utf8_and_name_their_file() -> None:
     assert source_name("café.jpg") == "café.jpg" and source_path("café.jpg") == Path("café.jpg")
 
 
-def test_resume_points_redo_the_last_frame_and_cut_a_half_line(tmp_path: Path) -> None:
+def test_resume_points_cut_after_the_checkpoint_or_redo_the_last_source(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    out.write_text(_rec("a.jpg", 0) + _rec("v.mp4", 0) + _rec("v.mp4", 1) + _rec("v.mp4", 1) + '{"source": "v.m')
-    assert resume_points(out, "jsonl", False, "m") == {"a.jpg": 0, "v.mp4": 0}
-    assert out.read_text() == _rec("a.jpg", 0) + _rec("v.mp4", 0)
+    recs = _rec("a.jpg", 0) + _rec("v.mp4", 0) + _rec("v.mp4", 1) + _rec("v.mp4", 2) + _rec("v.mp4", 2)
+    out.write_text(recs + '{"source": "v.m')
+    cp = Checkpoint("v.mp4", 1, {"tracker": {}}, {})
+    assert resume_points(out, "jsonl", False, "m", checkpoint=cp) == ({"a.jpg": 0, "v.mp4": 1}, cp)
+    assert out.read_text() == _rec("a.jpg", 0) + _rec("v.mp4", 0) + _rec("v.mp4", 1)
+    # a checkpoint of another source, or of a frame with no records, does not apply: v.mp4 starts again
+    for other in (Checkpoint("w.mp4", 1, {}, {}), Checkpoint("v.mp4", 7, {}, {}), None):
+        out.write_text(recs)
+        assert resume_points(out, "jsonl", False, "m", checkpoint=other) == ({"a.jpg": 0}, None)
+        assert out.read_text() == _rec("a.jpg", 0)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +61,7 @@ def test_resume_refuses_another_model_and_other_csv_columns(tmp_path: Path) -> N
     csv.write_text("source,frame_index,model,p_happy\na.jpg,0,m,0.5\n")
     with pytest.raises(InputError, match="another model or class list"):
         resume_points(csv, "csv", False, "m", ["source", "frame_index", "model", "p_sad"])
-    assert resume_points(csv, "csv", False, "m", ["source", "frame_index", "model", "p_happy"]) == {"a.jpg": -1}
+    assert resume_points(csv, "csv", False, "m", ["source", "frame_index", "model", "p_happy"]) == ({}, None)
 
 
 def test_resume_points_and_inputs_follow_file_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

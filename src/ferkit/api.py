@@ -11,21 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ferkit.analysis.pipeline import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
-from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer, ModelArg, ModelSetup, collect_inputs, make_analyzer
+from ferkit.analysis.checkpoint import StateFile, run_settings
+from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer
 from ferkit.analysis.records import (
     AU_RECORD_FIELDS,
     BASE_FIELDS,
     FORMATS,
     FaceRecord,
     RecordWriter,
-    read_records,
 )
 from ferkit.analysis.resume import resume_from
+from ferkit.analysis.setup import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
+from ferkit.analysis.setup import ModelArg, ModelSetup, make_analyzer
 from ferkit.errors import InputError
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
 from ferkit.evaluation.videos import dataset_kinds, evaluate_videos
+from ferkit.media.files import collect_inputs
 from ferkit.media.video import is_video, video_info
 from ferkit.models.base import EmotionModel, set_tta
 from ferkit.models.loading import load_model
@@ -96,14 +98,21 @@ def run_analysis(
         [(Path(output), paths)] if output else list(zip(default_outputs(paths, fmt), [[p] for p in paths], strict=True))
     )
     summary = AnalysisSummary()
-    for out, group in groups:
+    state_files = [StateFile(out, run_settings(analyzer)) for out, _ in groups]
+    checkpoints = [s.check() if resume else None for s in state_files]  # other settings: refused before any work
+    for (out, group), state_file, cp in zip(groups, state_files, checkpoints, strict=True):
         sources = collect_inputs(group)
         if not sources:
             raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
         writer = RecordWriter(out, fmt, analyzer.classes, append=resume, au_keys=analyzer.au_keys)
-        done = resume_from(writer, analyzer.name, sources) if resume else {}
+        done, states = resume_from(writer, analyzer.name, sources, cp) if resume else ({}, {})
+        analyzer.checkpoint, started = state_file.save, False
         with writer:
-            for rec in analyzer.iter_records(sources, strict=[p for p in group if not p.is_dir()], start_after=done):
+            strict = [p for p in group if not p.is_dir()]
+            for rec in analyzer.iter_records(sources, strict, done, states):
+                if not started:  # settings (and the checkpoint continued from) beside the first new record
+                    state_file.start(cp if states else None)
+                    started = True
                 writer.write(rec)
                 summary.faces += rec.face_id is not None
                 summary.no_face += rec.face_id is None
@@ -113,31 +122,14 @@ def run_analysis(
         summary.records += writer.count
         summary.outputs.append(out)
         if plots:
+            from ferkit.analysis.plots import output_plots
+
             try:
-                summary.plots += _plots(out, fmt)
+                summary.plots += output_plots(out, fmt)
             except Exception as e:
                 analyzer.warnings.append(f"plots for {out} failed: {e}")
     summary.skipped, summary.warnings = analyzer.skipped, analyzer.warnings
     return summary
-
-
-def _plots(out: Path, fmt: str) -> list[Path]:
-    from ferkit.analysis.plots import plot_aus, plot_distribution, plot_timeline
-
-    frame = read_records(out, fmt)
-    if frame.empty:
-        return []
-    base = out.with_suffix("")
-    made = [plot_distribution(frame, base.with_name(base.name + ".distribution.png"))]
-    several = frame["source"].nunique() > 1
-    for src, d in frame.groupby("source"):
-        if d["timestamp"].notna().any() and is_video(Path(src)):
-            name = f"{base.name}.{Path(src).stem}.timeline.png" if several else f"{base.name}.timeline.png"
-            made.append(plot_timeline(d, base.with_name(name), title=f"{Path(src).name}: emotion timeline"))
-            if "aus" in d.columns and d["aus"].map(lambda v: isinstance(v, dict)).any():
-                au_name = name.replace(".timeline.png", ".aus.png")
-                made.append(plot_aus(d, base.with_name(au_name), title=f"{Path(src).name}: action units"))
-    return made
 
 
 def analyze(

@@ -18,9 +18,6 @@ KNOWN_FAILURES: dict[str, str] = {
         "nothing-scored: evaluation/scoring.py must refuse a dataset with no readable image"
     ),
     "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
-    "analyze/resume-differs-from-uninterrupted": (
-        "resume-state: tracker/smoother state is not restored on resume (pipeline.py, Handoff)"
-    ),
 }
 
 #: Hypothesis property tests (by pytest item name) that are known to fail.

@@ -55,3 +55,19 @@ class AuTracks:
             "hard_case_rules": codes,
             "aus_reason": None,
         }
+
+    def state(self, tracks: list[int]) -> dict:
+        """The running per-track state (baselines, speech windows, rule clocks) of ``tracks`` as JSON values."""
+        return {
+            "baselines": {str(i): b.state() for i, b in self._baselines.items() if i in tracks},
+            "speech": {str(i): d.state() for i, d in self._speech.items() if i in tracks},
+            "rules": self.rules.state(tracks),
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`."""
+        for i, s in state["baselines"].items():
+            self._baselines.setdefault(int(i), TrackBaseline(self.model.neutral)).restore(s)
+        for i, s in state["speech"].items():
+            self._speech.setdefault(int(i), SpeechDetector()).restore(s)
+        self.rules.restore(state["rules"])

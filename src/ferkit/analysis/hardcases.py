@@ -22,7 +22,7 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +207,16 @@ class RuleTracker:
     def __init__(self, rules: RuleSet, max_gap: float = 1.0) -> None:
         self.rules, self.max_gap = rules, max_gap
         self._since: dict[tuple[int | None, str], tuple[float, float]] = {}  # (track, code) -> (start, last seen)
+
+    def state(self, tracks: Iterable[int]) -> list[list]:
+        """The running rule clocks of ``tracks`` as plain JSON values (resume checkpoints)."""
+        keep = set(tracks)
+        return [[track, code, start, last] for (track, code), (start, last) in self._since.items() if track in keep]
+
+    def restore(self, state: list[list]) -> None:
+        """Continue from :meth:`state`."""
+        for track, code, start, last in state:
+            self._since[(int(track), str(code))] = (float(start), float(last))
 
     def _holds(self, rule: Rule, values: dict[str, Any], track: int | None, t: float | None) -> bool:
         if not rule.test(values):

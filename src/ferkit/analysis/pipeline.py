@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,19 +20,10 @@ from ferkit.faces.align import align_face, resize_crop
 from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, still_crop
 from ferkit.faces.detectors import Detector, Face, create_detector
 from ferkit.faces.tracking import FaceTracker
-from ferkit.media.files import file_key
-from ferkit.media.images import IMAGE_SUFFIXES, Frame, image_frame
-from ferkit.media.video import VIDEO_SUFFIXES, is_video, iter_video
+from ferkit.media.images import Frame, image_frame
+from ferkit.media.video import is_video, iter_video
 from ferkit.models.base import EmotionModel, resolve_tta, set_tta
 from ferkit.models.ensemble import CropKind, Ensemble, FaceScores
-from ferkit.models.fusion import load_reliability
-from ferkit.models.loading import load_model
-
-#: onnxruntime threads for analysis: the model runs in worker threads beside decoding and tracking, and one
-#: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
-ANALYSIS_THREADS = 1
-
-ModelArg = str | Path | EmotionModel
 
 
 @dataclass
@@ -52,30 +44,7 @@ class AnalyzeOptions:
     rules: str | Path | None = None  # hard-case rules file (None: the shipped one); only with aus
     au_baseline: bool = True  # video: correct AU features by each track's own neutral baseline (stills: never)
     au_processes: int = 2  # landmarker worker processes (MediaPipe holds the GIL; 0: fit in the model threads)
-
-
-def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand folders (recursively) into image and video files; ``InputError`` for a missing path. A file reached
-    twice (another spelling, a link, a folder and a file in it) is kept once, under its first spelling."""
-    out: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-            )
-        elif p.exists():
-            found = [p]
-        else:
-            raise InputError(f"{p}: no such file or folder")
-        for f in found:
-            key = file_key(f)
-            if key in seen:
-                continue
-            if key is not None:
-                seen.add(key)
-            out.append(f)
-    return out
+    checkpoint_seconds: float = 2.0  # seconds of video work between resume checkpoints (output.state.json)
 
 
 @dataclass
@@ -86,6 +55,7 @@ class _Pending:
     crops: dict[CropKind, list[np.ndarray]]  # one crop per face for each (size, channels) the models need
     au_crops: list[np.ndarray] | None = None  # --aus: one landmarker crop per face (RGB)
     au_fits: list[AuFit | None] | None = None  # --aus: filled by the model workers
+    tracker_state: dict | None = None  # a resume checkpoint is written once this frame's records are out
 
 
 @dataclass
@@ -110,6 +80,9 @@ class Analyzer:
     tta: str | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files that failed
     warnings: list[str] = field(default_factory=list)
+    #: ``checkpoint(source, frame_index, state)``: called every ``options.checkpoint_seconds`` of video work, once
+    #: the frame's records are all out, with the running state after it (see :mod:`ferkit.analysis.checkpoint`)
+    checkpoint: Callable[[Path, int, dict], None] | None = None
     _detector: Detector | None = None
 
     def __post_init__(self) -> None:
@@ -155,16 +128,21 @@ class Analyzer:
         return self._detector
 
     def iter_records(
-        self, sources: Iterable[Path], strict: Iterable[Path] = (), start_after: dict[str, int] | None = None
+        self,
+        sources: Iterable[Path],
+        strict: Iterable[Path] = (),
+        start_after: dict[str, int] | None = None,
+        states: dict[str, dict] | None = None,
     ) -> Iterator[FaceRecord]:
         """Records of every source in order.
 
         A bad file raises ``InputError`` when it is in ``strict`` (named explicitly), else it is skipped and listed
-        in ``skipped``. ``start_after`` maps a source to the last frame index already written (resume). Runs of
-        consecutive still images are scored in shared batches, like the frames of a video.
+        in ``skipped``. ``start_after`` maps a source to the last frame index already written (resume) and
+        ``states`` a video to its checkpointed state after that frame. Runs of consecutive still images are scored
+        in shared batches, like the frames of a video.
         """
         strict = {Path(p) for p in strict}
-        start_after = start_after or {}
+        start_after, states = start_after or {}, states or {}
         stills: list[Path] = []
         for src in [*map(Path, sources), None]:
             if src is not None and not is_video(src):
@@ -176,14 +154,15 @@ class Analyzer:
             if src is None:
                 break
             try:
-                yield from self.iter_source(src, start_after.get(str(src), -1))
+                yield from self.iter_source(src, start_after.get(str(src), -1), states.get(str(src)))
             except InputError as e:
                 if src in strict:
                     raise
                 self.skipped.append((str(src), str(e)))
 
-    def iter_source(self, path: Path, start_after: int = -1) -> Iterator[FaceRecord]:
-        """Records of one image or video; frames with index ≤ ``start_after`` are skipped (resume)."""
+    def iter_source(self, path: Path, start_after: int = -1, state: dict | None = None) -> Iterator[FaceRecord]:
+        """Records of one image or video; frames with index ≤ ``start_after`` are skipped (resume), continuing from
+        ``state`` (a checkpoint after frame ``start_after``) when given."""
         path = Path(path)
         video = is_video(path)
         if self.tta is not None:
@@ -192,9 +171,34 @@ class Analyzer:
         tracker = self._tracker()
         smoother = self._smoother()
         au_tracks = self._au_tracks(video)
-        pending = ((path, self._faces(f, tracker)) for f in frames if f.index > start_after)
-        for _, p, scores in self._scored(pending):
+        if state is not None:
+            smoother.restore(state["smoother"])
+            if au_tracks is not None:
+                au_tracks.restore(state["aus"])
+        snapshots = video and tracker is not None and self.checkpoint is not None
+        last = [time.monotonic()]
+
+        def pending() -> Iterator[tuple[Path, _Pending]]:
+            for f in frames:
+                if f.index < start_after or (f.index == start_after and state is None):
+                    continue
+                if f.index == start_after:  # the checkpoint frame: its pixels are the tracker's previous frame
+                    if tracker is not None:
+                        tracker.restore(state["tracker"], f.gray)  # type: ignore[index]
+                    continue
+                p = self._faces(f, tracker)
+                if snapshots and time.monotonic() - last[0] >= self.options.checkpoint_seconds:
+                    p.tracker_state, last[0] = tracker.state(), time.monotonic()  # type: ignore[union-attr]
+                yield path, p
+
+        for _, p, scores in self._scored(pending()):
             yield from self._records(source_name(path), [p], scores, smoother, au_tracks)
+            if p.tracker_state is not None and self.checkpoint is not None:  # every record of p is written now
+                ids = [t["face_id"] for t in p.tracker_state["tracks"]]
+                aus = au_tracks.state(ids) if au_tracks is not None else None
+                self.checkpoint(
+                    path, p.index, {"tracker": p.tracker_state, "smoother": smoother.state(ids), "aus": aus}
+                )
 
     def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
         """Records of still images, read and detected here while the workers score earlier ones in batches."""
@@ -350,54 +354,3 @@ class Analyzer:
                     with_aus=with_aus,
                     **au_fields,
                 )
-
-
-def _load(model: ModelArg, calibration: bool | str | Path) -> EmotionModel:
-    return model if isinstance(model, EmotionModel) else load_model(model, ANALYSIS_THREADS, calibration)
-
-
-def _models(model: ModelArg | Sequence[ModelArg], calibration: bool | str | Path) -> list[EmotionModel]:
-    """One model or several (first = primary), each loaded (and hash-checked) before any work starts."""
-    models = [model] if isinstance(model, (str, Path, EmotionModel)) else list(model)
-    if not models:
-        raise InputError("no model given")
-    if len(models) > 1 and not isinstance(calibration, bool):
-        raise InputError("a calibration file applies to one model; calibrations beside model folders load anyway")
-    return [_load(m, calibration) for m in models]
-
-
-@dataclass
-class ModelSetup:
-    """Which models score the faces and how: one or several models (first = primary), their calibration, an
-    optional fusion strategy (with a reliability report for ``reliability``), an optional binary gate and the
-    models' test-time augmentation."""
-
-    model: ModelArg | Sequence[ModelArg] = "ferkit"
-    calibration: bool | str | Path = True
-    fusion: str | None = None
-    reliability: str | Path | dict | None = None
-    gate: ModelArg | None = None
-    gate_class: str | None = None
-    gate_threshold: float = 0.5
-    tta: str = "auto"  # test-time augmentation of the emotion models (none, flip, flip_shift, auto); not of the gate
-
-
-def make_analyzer(
-    setup: ModelSetup | ModelArg | Sequence[ModelArg] = "ferkit", options: AnalyzeOptions | None = None
-) -> Analyzer:
-    """An :class:`Analyzer` with its models (and gate) loaded and the combination checked."""
-    s = setup if isinstance(setup, ModelSetup) else ModelSetup(setup)
-    models = _models(s.model, s.calibration)
-    gate_model = None
-    if s.gate is not None:
-        gate_model = _load(s.gate, s.calibration if isinstance(s.calibration, bool) else True)
-    return Analyzer(
-        models,
-        options or AnalyzeOptions(),
-        s.fusion,
-        load_reliability(s.reliability),
-        gate_model,
-        s.gate_class,
-        s.gate_threshold,
-        s.tta,
-    )

@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ferkit.analysis.records import read_records
+from ferkit.media.video import is_video
+
 #: One colour per class, fixed so every plot of ferkit reads the same.
 COLORS = {
     "angry": "#d62728",
@@ -159,3 +162,21 @@ def plot_aus(records: pd.DataFrame, out: Path, title: str | None = None) -> Path
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(title or "action units over time")
     return save_figure(fig, out)
+
+
+def output_plots(out: Path, fmt: str) -> list[Path]:
+    """The distribution plot of a records file, and a timeline (plus an AU plot for --aus) per video in it."""
+    frame = read_records(out, fmt)
+    if frame.empty:
+        return []
+    base = out.with_suffix("")
+    made = [plot_distribution(frame, base.with_name(base.name + ".distribution.png"))]
+    several = frame["source"].nunique() > 1
+    for src, d in frame.groupby("source"):
+        if d["timestamp"].notna().any() and is_video(Path(src)):
+            name = f"{base.name}.{Path(src).stem}.timeline.png" if several else f"{base.name}.timeline.png"
+            made.append(plot_timeline(d, base.with_name(name), title=f"{Path(src).name}: emotion timeline"))
+            if "aus" in d.columns and d["aus"].map(lambda v: isinstance(v, dict)).any():
+                au_name = name.replace(".timeline.png", ".aus.png")
+                made.append(plot_aus(d, base.with_name(au_name), title=f"{Path(src).name}: action units"))
+    return made

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ferkit.analysis.checkpoint import Checkpoint, usable
 from ferkit.analysis.records import (
     RecordWriter,
     has_au_columns,
@@ -96,17 +97,20 @@ def resume_points(
     with_aus: bool | None = None,
     model: str | None = None,
     columns: list[str] | None = None,
-) -> dict[str, int]:
-    """For ``--resume``: per source (as the records name it), the last frame index whose records are complete.
+    checkpoint: Checkpoint | None = None,
+) -> tuple[dict[str, int], Checkpoint | None]:
+    """For ``--resume``: per source (as the records name it), the last frame index whose records are kept, and the
+    checkpoint the last source continues from (None: it starts again).
 
     The whole file is checked first and refused, untouched, unless it holds this run's records: ``model`` (the
     records' ``model``), ``columns`` (CSV header) and ``with_aus`` (whether this run writes the AU fields). Then a
-    half-written last line (the run was killed mid-write) is cut off, and so are the records of the last frame
-    written (it may lack some of its faces): that frame is analysed again.
+    half-written last line (the run was killed mid-write) is cut off, and so are the records of the source written
+    last after the ``checkpoint`` frame — all of them without a checkpoint of that source: it is analysed again from
+    its start, so the resumed records are those of an uninterrupted run.
     """
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
-        return {}
+        return {}, None
     fmt = fmt or path.suffix.lstrip(".")
     data = path.read_bytes()
     complete, tail = data.split(b"\n")[:-1], data.rsplit(b"\n", 1)[-1]  # the tail is empty or half-written
@@ -125,18 +129,21 @@ def resume_points(
             raise _foreign(path, "the last line is not JSON")
         rows = _jsonl_rows(path, lines, with_aus, model)
         ends, header = list(range(1, len(rows) + 1)), 0
-    if not rows:
-        path.write_bytes(b"".join(line + b"\n" for line in complete[:header]))
-        return {}
-    last = rows[-1]
-    n_last = sum(r == last for r in rows)
-    keep = ends[len(rows) - n_last - 1] if len(rows) > n_last else header
+    cut, applied = len(rows), None
+    if rows:
+        last = rows[-1][0]
+        while cut > 0 and rows[cut - 1][0] == last:
+            cut -= 1
+        tail_rows = rows[cut:]
+        if checkpoint is not None and checkpoint.source == last and (last, checkpoint.frame_index) in tail_rows:
+            cut += sum(idx <= checkpoint.frame_index for _, idx in tail_rows)  # records are in frame order
+            applied = checkpoint
+    keep = ends[cut - 1] if cut > 0 else header
     path.write_bytes(b"".join(line + b"\n" for line in complete[:keep]))
     points: dict[str, int] = {}
-    for src, idx in rows:
+    for src, idx in rows[:cut]:
         points[src] = max(points.get(src, -1), idx)
-    points[last[0]] = last[1] - 1
-    return points
+    return points, applied
 
 
 def _parquet_to_lines(writer: RecordWriter, model: str) -> None:
@@ -171,10 +178,22 @@ def by_identity(points: dict[str, int], sources: Iterable[Path]) -> dict[str, in
     return out
 
 
-def resume_from(writer: RecordWriter, model: str, sources: Iterable[Path]) -> dict[str, int]:
-    """What ``writer``'s output already holds for ``--resume``, as ``Analyzer.iter_records``' ``start_after``."""
+def resume_from(
+    writer: RecordWriter, model: str, sources: list[Path], checkpoint: Checkpoint | None = None
+) -> tuple[dict[str, int], dict[str, dict]]:
+    """What ``writer``'s output already holds for ``--resume``, as ``Analyzer.iter_records``' ``start_after`` and
+    ``states`` (the state to continue the interrupted video from, when its ``checkpoint`` fits: same file, unchanged;
+    else that video starts again)."""
     if writer.fmt == "parquet" and writer.path.is_file() and not writer.line_path.exists():
         _parquet_to_lines(writer, model)
+    src = None
+    if checkpoint is not None:
+        match = by_identity({checkpoint.source: checkpoint.frame_index}, sources)
+        src = next((s for s in sources if str(s) in match), None)
+        if src is None or not usable(checkpoint, src):
+            checkpoint = None
     line_fmt = "jsonl" if writer.fmt == "parquet" else writer.fmt
     columns = writer.columns if writer.fmt == "csv" else None
-    return by_identity(resume_points(writer.line_path, line_fmt, writer.au_keys is not None, model, columns), sources)
+    points, applied = resume_points(writer.line_path, line_fmt, writer.au_keys is not None, model, columns, checkpoint)
+    states = {str(src): applied.state} if applied is not None else {}
+    return by_identity(points, sources), states

@@ -57,6 +57,22 @@ class Smoother:
             st.candidate, st.streak = -1, 0
         return st.label, st.probs
 
+    def state(self, keys: Iterable[int]) -> dict[str, list]:
+        """The states of tracks ``keys`` as plain JSON values (resume checkpoints): ``{key: [probs, label, time,
+        candidate, streak]}``."""
+        out = {}
+        for key in keys:
+            if (st := self._states.get(key)) is not None:
+                out[str(key)] = [st.probs.tolist(), st.label, st.time, st.candidate, st.streak]
+        return out
+
+    def restore(self, state: dict[str, list]) -> None:
+        """Continue from :meth:`state` (integer track keys)."""
+        for key, (probs, label, time, candidate, streak) in state.items():
+            self._states[int(key)] = _State(
+                np.asarray(probs, np.float64), int(label), float(time), int(candidate), int(streak)
+            )
+
     def forget(self, key: object) -> None:
         """Drop a track's state (the face left the video)."""
         self._states.pop(key, None)

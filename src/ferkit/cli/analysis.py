@@ -142,8 +142,9 @@ def analyze(
     rules: Path | None = typer.Option(None, help="Hard-case rules TOML for --aus (default: the shipped rules)."),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
-    from ferkit.analysis.pipeline import AnalyzeOptions, ModelSetup
+    from ferkit.analysis.pipeline import AnalyzeOptions
     from ferkit.analysis.records import FaceRecord
+    from ferkit.analysis.setup import ModelSetup
     from ferkit.api import run_analysis
 
     opts = AnalyzeOptions(

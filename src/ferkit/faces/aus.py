@@ -30,6 +30,7 @@ from ferkit.faces.au_features import FEATURE_NAMES, MIRROR_INDEX, features
 from ferkit.faces.au_heads import AUModel, au43
 from ferkit.faces.landmarker import BLENDSHAPE_NAMES, FaceLandmarker, load_verified, prepare_crop
 from ferkit.faces.speech import MouthFeatures, mouth_features
+from ferkit.media.state import pack_array, unpack_array
 
 AU_NUMBERS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 27)
 SIDED_AUS = (2, 12, 14)
@@ -256,6 +257,19 @@ class TrackBaseline:
         self.neutral, self.warmup = neutral, warmup
         self._buf: deque[np.ndarray] = deque(maxlen=window)
         self._offset: np.ndarray | None = None
+
+    def state(self) -> dict:
+        """The running baseline as plain JSON values (resume checkpoints)."""
+        return {
+            "buf": [pack_array(x) for x in self._buf],
+            "offset": None if self._offset is None else pack_array(self._offset),
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`."""
+        self._buf.clear()
+        self._buf.extend(unpack_array(x) for x in state["buf"])
+        self._offset = None if state["offset"] is None else unpack_array(state["offset"])
 
     def correct(self, x: np.ndarray, quiet: bool) -> np.ndarray:
         """Return ``x`` corrected by the baseline so far (uncorrected during warm-up); a ``quiet`` (neutral-looking)

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from ferkit.media.state import pack_array, unpack_array
+
 #: Lip contour (outer 20, inner 20) and chin points of the MediaPipe face mesh: what moves when speaking.
 LIP_POINTS: tuple[int, ...] = (
     61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
@@ -172,6 +174,23 @@ class SpeechDetector:
         self._buf.clear()
         self._last_t = None
         self.last_rates = None
+
+    def state(self) -> dict:
+        """The window and head reference as plain JSON values (resume checkpoints)."""
+        return {
+            "ref": None if self._ref is None else pack_array(self._ref),
+            "buf": [[t, pack_array(m), pack_array(b)] for t, m, b in self._buf],
+            "last_t": self._last_t,
+            "last_rates": None if self.last_rates is None else list(self.last_rates),
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`."""
+        self._ref = None if state["ref"] is None else unpack_array(state["ref"])
+        self._buf = deque((float(t), unpack_array(m), unpack_array(b)) for t, m, b in state["buf"])
+        self._last_t = None if state["last_t"] is None else float(state["last_t"])
+        rates = state["last_rates"]
+        self.last_rates = None if rates is None else (float(rates[0]), float(rates[1]))
 
     def window_length(self) -> float:
         """Current window length in seconds (grows at low frame rates)."""

@@ -76,6 +76,46 @@ class FaceTracker:
         self._prev_gray, self._prev_time = frame.gray, frame.timestamp
         return self.tracks
 
+    def state(self) -> dict:
+        """The tracker's state as plain JSON values (for resume checkpoints); the previous frame's pixels are not
+        in it: :meth:`restore` takes them from the frame decoded again."""
+        return {
+            "next_id": self._next_id,
+            "last_detect": self._last_detect,
+            "prev_time": self._prev_time,
+            "tracks": [
+                {
+                    "face_id": t.face_id,
+                    "box": [float(v) for v in t.face.box],
+                    "score": float(t.face.score),
+                    "keypoints": {k: [float(v[0]), float(v[1])] for k, v in t.face.keypoints.items()},
+                    "points": None if t.points is None else t.points.reshape(-1).tolist(),
+                    "tracked": t.tracked,
+                    "misses": t.misses,
+                }
+                for t in self.tracks
+            ],
+        }
+
+    def restore(self, state: dict, prev_gray: np.ndarray) -> None:
+        """Continue from :meth:`state` taken after the frame whose gray image is ``prev_gray``."""
+        self._next_id, self._last_detect, self._prev_time = state["next_id"], state["last_detect"], state["prev_time"]
+        self.tracks = [
+            Track(
+                int(t["face_id"]),
+                Face(
+                    tuple(float(v) for v in t["box"]),  # type: ignore[arg-type]
+                    float(t["score"]),
+                    {str(k): (float(v[0]), float(v[1])) for k, v in t["keypoints"].items()},
+                ),
+                None if t["points"] is None else np.asarray(t["points"], np.float32).reshape(-1, 1, 2),
+                bool(t["tracked"]),
+                int(t["misses"]),
+            )
+            for t in state["tracks"]
+        ]
+        self._prev_gray = prev_gray
+
     def _detect(self, frame: Frame) -> None:
         rgb = frame.rgb()
         faces = detect_tiled(self.detector, rgb) if frame.timestamp is None else self.detector.detect(rgb)

@@ -264,3 +264,30 @@ def read_json_file(path: Path | str, what: str, limit: int, error: type[Exceptio
         raise error(f"{path}: {what} is not UTF-8 (byte {e.start})") from None
     except (ValueError, RecursionError) as e:
         raise error(f"{path}: {what} is not valid JSON ({str(e).splitlines()[0][:120]})") from None
+
+
+def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively) into image and video files; ``InputError`` for a missing path. A file reached
+    twice (another spelling, a link, a folder and a file in it) is kept once, under its first spelling."""
+    from ferkit.media.images import IMAGE_SUFFIXES
+    from ferkit.media.video import VIDEO_SUFFIXES
+
+    out: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            )
+        elif p.exists():
+            found = [p]
+        else:
+            raise InputError(f"{p}: no such file or folder")
+        for f in found:
+            key = file_key(f)
+            if key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            out.append(f)
+    return out

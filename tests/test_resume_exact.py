@@ -1,0 +1,111 @@
+"""Exact resume: a run stopped after any record and resumed writes what an uninterrupted run writes — tracks,
+smoothing and AU state continue from the checkpoint in ``<output>.state.json`` (in-process stops here; real SIGKILLs
+in test_cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+
+from ferkit.analysis.checkpoint import state_path
+from ferkit.analysis.pipeline import AnalyzeOptions
+from ferkit.analysis.records import RecordWriter
+from ferkit.api import run_analysis
+from ferkit.errors import InputError
+
+CROWD = DATA / "clips" / "stage_hamilton.mp4"  # several faces: tracks appear, vanish and are followed by flow
+TALKING = DATA / "video_labelled" / "happy" / "mead_M030_front_happy_level3_001.mp4"
+
+
+class Stop(BaseException):
+    """Stands in for a kill: raised by the writer after ``n`` records."""
+
+
+def _run(out: Path, video: Path, opts: AnalyzeOptions, resume: bool = False, stop_after: int | None = None) -> int:
+    """Records written by this run."""
+    if stop_after is None:
+        return run_analysis([video], out, out.suffix[1:], "ferkit", opts, resume=resume, plots=False).records
+    write, n = RecordWriter.write, [0]
+
+    def stopping(self: RecordWriter, rec) -> None:
+        if n[0] == stop_after:
+            raise Stop
+        write(self, rec)
+        n[0] += 1
+
+    RecordWriter.write = stopping  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Stop):
+            run_analysis([video], out, out.suffix[1:], "ferkit", opts, resume=resume, plots=False)
+    finally:
+        RecordWriter.write = write  # type: ignore[method-assign]
+    return n[0]
+
+
+def _content(out: Path) -> bytes:
+    if out.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(out).to_json(orient="records").encode()  # NaN-safe comparison
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "video", "fps", "aus", "stops"),
+    [
+        ("jsonl", CROWD, 12.5, False, [1, 57, 140]),
+        ("csv", CROWD, 12.5, False, [90]),
+        ("parquet", CROWD, 12.5, False, [33]),
+        ("jsonl", TALKING, None, True, [15, 61]),
+    ],
+)
+def test_stopped_and_resumed_equals_uninterrupted(
+    tmp_path: Path, fmt: str, video: Path, fps: float | None, aus: bool, stops: list[int]
+) -> None:
+    opts = AnalyzeOptions(fps=fps, aus=aus, au_processes=0, checkpoint_seconds=0.0)  # a checkpoint every frame
+    full = tmp_path / f"full.{fmt}"
+    total = _run(full, video, opts)
+    expected = _content(full)
+    assert json.loads(state_path(full).read_text())["checkpoint"]["frame_index"] > 0
+    for stop in stops:
+        out = tmp_path / f"cut{stop}.{fmt}"
+        _run(out, video, opts, stop_after=stop)
+        cp = json.loads(state_path(out).read_text())["checkpoint"]
+        assert cp is not None and cp["source"] == str(video)  # taken after the last frame fully written
+        redone = _run(out, video, opts, resume=True)
+        assert _content(out) == expected, f"stopped after {stop} records"
+        assert total - stop <= redone < total  # continued from the checkpoint, not from the start
+        # resumed twice (the output is complete): nothing changes
+        assert _run(out, video, opts, resume=True) == 0
+        assert _content(out) == expected
+
+
+def test_resume_refuses_other_settings_and_redoes_a_changed_input(tmp_path: Path) -> None:
+    import shutil
+
+    video = tmp_path / "v.mp4"
+    shutil.copy(TALKING, video)
+    out = tmp_path / "o.jsonl"
+    opts = AnalyzeOptions(fps=None, checkpoint_seconds=0.0)
+    _run(out, video, opts)
+    expected = out.read_bytes()
+    _run(out, video, opts, stop_after=40)
+    before = out.read_bytes()
+    for other in (AnalyzeOptions(fps=5.0), AnalyzeOptions(fps=None, detector="haar"), AnalyzeOptions(fps=None, k=5)):
+        with pytest.raises(InputError, match="written with "):
+            _run(out, video, other, resume=True)
+        assert out.read_bytes() == before  # refused before anything is cut
+    with pytest.raises(InputError, match="written with --tta"):
+        run_analysis([video], out, "jsonl", _setup(tta="flip"), opts, resume=True, plots=False)
+    video.touch()  # the input changed since the checkpoint: analysed again from its start, still exact
+    _run(out, video, opts, resume=True)
+    assert out.read_bytes() == expected
+
+
+def _setup(**kw):
+    from ferkit.analysis.setup import ModelSetup
+
+    return ModelSetup("ferkit", **kw)
