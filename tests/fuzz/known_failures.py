@@ -8,9 +8,6 @@ listed case that starts passing fails the suite until its line here is removed. 
 from __future__ import annotations
 
 KNOWN_FAILURES: dict[str, str] = {
-    "analyze/empty-path-argument": (
-        "analyze-option-domains: typer turns '' into Path('.'); needs a callback on analyze()'s paths argument"
-    ),
     "evaluate/dataset-huge-image": (
         "huge-image-abort: the abort is gone, but evaluate counts the refused photo as unreadable (n=2, case wants 3)"
     ),
