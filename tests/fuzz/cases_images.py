@@ -456,11 +456,36 @@ register(
         note="detection on a 32767-px-wide photo aborts the whole evaluation",
     )
 )  # fmt: skip
+
+
+def _only_bad_images(tmp: Path) -> None:
+    (tmp / "ds" / "happy").mkdir(parents=True)
+    (tmp / "ds" / "happy" / "a.jpg").write_bytes(b"")
+    (tmp / "ds" / "sad").mkdir()
+    (tmp / "ds" / "sad" / "wide.png").write_bytes(blank_png(32767, 305))
+
+
+for command, extra in [("evaluate", []), ("calibrate", ["--method", "grid", "--trials", "5", "-o", "cal.json"])]:
+    register(
+        FuzzCase(
+            f"{command}/dataset-only-bad-images", command, "images", [command, "ds", "--crops", *extra],
+            setup=_only_bad_images, error_match=r"^error: ds: none of its 2 image\(s\) could be read",
+            note="nothing to score: sklearn's metrics raise on empty input",
+        )
+    )  # fmt: skip
+
+
+def _no_face_dataset(tmp: Path) -> None:
+    for cls in ("happy", "sad"):
+        (tmp / "ds" / cls).mkdir(parents=True)
+        (tmp / "ds" / cls / "blank.png").write_bytes(blank_png(64, 64))
+
+
 register(
     FuzzCase(
-        "evaluate/dataset-only-bad-images", "evaluate", "images", ["evaluate", "ds", "--crops"],
-        setup=lambda t: ((t / "ds" / "happy").mkdir(parents=True), (t / "ds" / "happy" / "a.jpg").write_bytes(b"")),
-        expect="usage_error",
+        "calibrate/dataset-no-face", "calibrate", "images",
+        ["calibrate", "ds", "--method", "grid", "--trials", "5", "-o", "cal.json"], setup=_no_face_dataset,
+        error_match=r"ds: no face", note="every image readable, none with a face: no logits left to fit",
     )
 )  # fmt: skip
 register(

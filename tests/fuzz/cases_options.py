@@ -254,9 +254,9 @@ for command, cid, args in [
     ("fuse", "empty-path-argument", ["fuse", "face.jsonl", "", "--no-plot"]),
     ("train-batch", "empty-path-argument", ["train-batch", ""]),
     ("export", "empty-path-argument", ["export", ""]),
-    ("evaluate", "out-dir-empty-path", [*BASE["evaluate"][0], "--out-dir", ""]),
-    ("export", "test-dir-empty-path", [*BASE["export"][0], "--test-dir", ""]),
-    ("demo", "out-empty-path", ["demo", "--out", ""]),
+    ("evaluate", "empty-path-out-dir", [*BASE["evaluate"][0], "--out-dir", ""]),
+    ("export", "empty-path-test-dir", [*BASE["export"][0], "--test-dir", ""]),
+    ("demo", "empty-path-out", ["demo", "--out", ""]),
 ]:
     setup = BASE[command][1]
     register(FuzzCase(f"{command}/{cid}", command, "options", args, setup=setup, error_match="empty string"))  # type: ignore[arg-type]
