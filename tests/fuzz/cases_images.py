@@ -22,7 +22,7 @@ from .inputs import (
     write_array,
     write_face_photo,
 )
-from .registry import FuzzCase, Outcome, expect_records, fuzz_case, read_jsonl, register
+from .registry import FuzzCase, Outcome, all_checks, expect_records, fuzz_case, read_jsonl, register, stderr_has
 
 ANALYZE = ["analyze", "--no-plots", "-o", "out.jsonl"]
 
@@ -413,11 +413,15 @@ def _hostile_dataset(tmp: Path) -> None:
     (tmp / "ds" / "notes.txt").write_text("a file among class folders")
 
 
-def _report_check(n: int, unreadable: int):
+def _report_check(n: int, unreadable: int, *names: str):
+    """Check: the report's one block scored ``n`` images and skipped ``unreadable`` (among them ``names``)."""
+
     def check(o: Outcome) -> None:
         (block,) = json.loads((o.tmp / "r.json").read_text())["results"]
         assert block["n"] == n, f"n = {block['n']}, expected {n}"
         assert block["unreadable"] == unreadable, f"unreadable = {block['unreadable']}"
+        listed = {Path(f).name for f in block["protocol"]["unreadable_files"]}
+        assert set(names) <= listed, f"unreadable_files {sorted(listed)} lack {sorted(set(names) - listed)}"
 
     return check
 
@@ -452,8 +456,10 @@ def _dataset_huge(tmp: Path) -> None:
 register(
     FuzzCase(
         "evaluate/dataset-huge-image", "evaluate", "images", ["evaluate", "ds", "--report", "r.json"],
-        setup=_dataset_huge, expect="ok", check=_report_check(3, 0), subprocess=True, timeout=90,
-        note="detection on a 32767-px-wide photo aborts the whole evaluation",
+        setup=_dataset_huge, expect="ok", subprocess=True, timeout=90,
+        check=all_checks(_report_check(2, 1, "wide.png"), stderr_has(r"ds: 1 unreadable image")),
+        note="detection on a 32767-px-wide photo aborted the whole evaluation; read_image now refuses it, so it "
+        "is skipped and reported like any unreadable image (not scored as a no-face miss)",
     )
 )  # fmt: skip
 

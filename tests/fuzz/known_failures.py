@@ -8,9 +8,6 @@ listed case that starts passing fails the suite until its line here is removed. 
 from __future__ import annotations
 
 KNOWN_FAILURES: dict[str, str] = {
-    "evaluate/dataset-huge-image": (
-        "huge-image-abort: the abort is gone, but evaluate counts the refused photo as unreadable (n=2, case wants 3)"
-    ),
     "calibrate/dataset-no-face": (
         "nothing-scored: api._labelled_logits keeps no face and np.bincount fails (api.py, Handoff)"
     ),
