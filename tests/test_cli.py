@@ -91,6 +91,38 @@ def test_bad_options(tmp_path: Path) -> None:
     assert_clean_error(ferkit("analyze", tmp_path, cwd=tmp_path), "no image or video files")
 
 
+def _empty_path_argvs() -> list:
+    """``ferkit <command> ''`` or ``ferkit <command> --option ''`` for every path parameter of every command."""
+    import typing
+
+    import typer
+
+    from ferkit.cli import app
+
+    params = []
+    for name, cmd in typer.main.get_command(app).commands.items():
+        hints = typing.get_type_hints(cmd.callback)
+        for p in cmd.params:
+            if Path in (typing.get_args(hints[p.name]) or (hints[p.name],)):
+                argv = [name, ""] if p.param_type_name == "argument" else [name, p.opts[0], ""]
+                params.append(pytest.param(argv, id=f"{name}:{p.name}"))
+    return params
+
+
+@pytest.mark.parametrize("argv", _empty_path_argvs())
+def test_every_path_parameter_refuses_an_empty_string(argv: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """``Path('')`` is ``.``: an empty path would silently name the current folder (analyse it, export it, ...)."""
+    from ferkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ferkit", *argv])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "an empty string is not a path" in err, err
+    assert not any(tmp_path.iterdir())
+
+
 def test_same_input_names_get_distinct_outputs(tmp_path: Path) -> None:
     from ferkit.media.samples import sample_image
 

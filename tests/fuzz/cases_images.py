@@ -4,7 +4,6 @@ and file names that are not UTF-8 or hold a newline."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,24 +15,14 @@ from .inputs import (
     copy_crop,
     crop_pixels,
     fer_crop,
-    labelled_folder,
-    png16_of_crop,
     png_with_header,
+    put_file,
     write_array,
     write_face_photo,
 )
 from .registry import FuzzCase, Outcome, expect_records, fuzz_case, read_jsonl, register
 
 ANALYZE = ["analyze", "--no-plots", "-o", "out.jsonl"]
-
-
-def _put(name: str, data: bytes):
-    def setup(tmp: Path) -> None:
-        p = tmp / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-
-    return setup
 
 
 def _bad(cid: str, name: str, setup, crops: bool = True, **kw: object) -> None:
@@ -47,19 +36,19 @@ def _bad(cid: str, name: str, setup, crops: bool = True, **kw: object) -> None:
 
 
 JPEG = fer_crop("happy", 0).read_bytes()
-_bad("zero-byte", "x.jpg", _put("x.jpg", b""))
-_bad("truncated-jpeg-300b", "x.jpg", _put("x.jpg", JPEG[:300]))
-_bad("truncated-jpeg-header-only", "x.jpg", _put("x.jpg", JPEG[:20]))
-_bad("jpeg-soi-only", "x.jpg", _put("x.jpg", b"\xff\xd8"))
-_bad("text-as-jpg", "x.jpg", _put("x.jpg", b"hello, I am not a picture\n"))
-_bad("html-as-png", "x.png", _put("x.png", b"<html><body>404</body></html>"))
-_bad("random-bytes-as-png", "x.png", _put("x.png", os.urandom(4096)))
-_bad("png-magic-only", "x.png", _put("x.png", b"\x89PNG\r\n\x1a\n"))
-_bad("png-zero-size", "x.png", _put("x.png", png_with_header(0, 0)))
-_bad("png-header-lies-small", "x.png", _put("x.png", png_with_header(640, 480)), note="IDAT far too short")
-_bad("png-bad-crc", "x.png", _put("x.png", blank_png(64, 64)[:29] + b"\0\0\0\0" + blank_png(64, 64)[33:]))
+_bad("zero-byte", "x.jpg", put_file("x.jpg", b""))
+_bad("truncated-jpeg-300b", "x.jpg", put_file("x.jpg", JPEG[:300]))
+_bad("truncated-jpeg-header-only", "x.jpg", put_file("x.jpg", JPEG[:20]))
+_bad("jpeg-soi-only", "x.jpg", put_file("x.jpg", b"\xff\xd8"))
+_bad("text-as-jpg", "x.jpg", put_file("x.jpg", b"hello, I am not a picture\n"))
+_bad("html-as-png", "x.png", put_file("x.png", b"<html><body>404</body></html>"))
+_bad("random-bytes-as-png", "x.png", put_file("x.png", os.urandom(4096)))
+_bad("png-magic-only", "x.png", put_file("x.png", b"\x89PNG\r\n\x1a\n"))
+_bad("png-zero-size", "x.png", put_file("x.png", png_with_header(0, 0)))
+_bad("png-header-lies-small", "x.png", put_file("x.png", png_with_header(640, 480)), note="IDAT far too short")
+_bad("png-bad-crc", "x.png", put_file("x.png", blank_png(64, 64)[:29] + b"\0\0\0\0" + blank_png(64, 64)[33:]))
 _bad("mp4-as-jpg", "x.jpg", lambda t: copy_blank(t / "x.jpg"))
-_bad("no-suffix-text", "README", _put("README", b"just words"))
+_bad("no-suffix-text", "README", put_file("README", b"just words"))
 _bad("missing-file", "nope.jpg", None)
 _bad("dangling-symlink", "x.jpg", lambda t: (t / "x.jpg").symlink_to(t / "gone.jpg"))
 _bad("symlink-loop", "x.jpg", lambda t: ((t / "x.jpg").symlink_to("y.jpg"), (t / "y.jpg").symlink_to("x.jpg")))
@@ -67,11 +56,11 @@ _bad("fifo-as-jpg", "x.jpg", lambda t: os.mkfifo(t / "x.jpg"), timeout=20, note=
 _bad("dev-zero-link", "x.png", lambda t: (t / "x.png").symlink_to("/dev/zero"), timeout=20)
 _bad("directory-named-jpg-empty", "x.jpg", lambda t: (t / "x.jpg").mkdir())
 _bad("proc-self-mem", "/proc/self/mem", None, timeout=20)
-_bad("newline-in-name", "x\ny.jpg", _put("x\ny.jpg", b""), note="the error line must stay one line")
-_bad("carriage-return-in-name", "x\ry.jpg", _put("x\ry.jpg", b""))
-_bad("header-1gp", "x.png", _put("x.png", png_with_header(32767, 32767)), subprocess=True, timeout=60,
+_bad("newline-in-name", "x\ny.jpg", put_file("x\ny.jpg", b""), note="the error line must stay one line")
+_bad("carriage-return-in-name", "x\ry.jpg", put_file("x\ry.jpg", b""))
+_bad("header-1gp", "x.png", put_file("x.png", png_with_header(32767, 32767)), subprocess=True, timeout=60,
      note="refused by the pixel cap before decoding")  # fmt: skip
-_bad("header-100mp-truncated", "x.png", _put("x.png", png_with_header(10000, 10000)), subprocess=True, timeout=60)
+_bad("header-100mp-truncated", "x.png", put_file("x.png", png_with_header(10000, 10000)), subprocess=True, timeout=60)
 
 
 def _text_bomb(tmp: Path) -> None:
@@ -237,7 +226,7 @@ for w, h, crops, expect in [
     register(
         FuzzCase(
             f"analyze/image-dims-{w}x{h}{'-crops' if crops else ''}", "analyze", "images",
-            [*ANALYZE, *(["--crops"] if crops else []), "big.png"], setup=_put("big.png", blank_png(w, h)),
+            [*ANALYZE, *(["--crops"] if crops else []), "big.png"], setup=put_file("big.png", blank_png(w, h)),
             expect=expect, check=expect_records("out.jsonl", n=1), subprocess=True, timeout=60,  # type: ignore[arg-type]
             note="sides >= SHRT_MAX abort in cv::remap inside MediaPipe" if max(w, h) >= 32767 else "",
         )
@@ -398,120 +387,5 @@ register(
         ["analyze", "--crops", "--no-plots", "--format", "csv", "-o", "out.csv", "in"],
         setup=_bad_name_in_folder, expect="ok", check=_csv_rows(2), subprocess=True, timeout=60,
         wrong="lost_or_duplicated",
-    )
-)  # fmt: skip
-
-# --- evaluate / dataset / calibrate on folders holding hostile images ------------------------------------------------
-
-
-def _hostile_dataset(tmp: Path) -> None:
-    labelled_folder(tmp / "ds", 2, ["happy", "sad"])
-    (tmp / "ds" / "happy" / "zero.jpg").write_bytes(b"")
-    (tmp / "ds" / "happy" / "cut.jpg").write_bytes(JPEG[:300])
-    (tmp / "ds" / "sad" / "text.png").write_bytes(b"not a picture")
-    (tmp / "ds" / "sad" / "loop").symlink_to("..")
-    (tmp / "ds" / "notes.txt").write_text("a file among class folders")
-
-
-def _report_check(n: int, unreadable: int):
-    def check(o: Outcome) -> None:
-        (block,) = json.loads((o.tmp / "r.json").read_text())["results"]
-        assert block["n"] == n, f"n = {block['n']}, expected {n}"
-        assert block["unreadable"] == unreadable, f"unreadable = {block['unreadable']}"
-
-    return check
-
-
-register(
-    FuzzCase(
-        "evaluate/dataset-with-bad-images", "evaluate", "images",
-        ["evaluate", "ds", "--crops", "--report", "r.json"], setup=_hostile_dataset, expect="ok",
-        check=_report_check(4, 3),
-    )
-)  # fmt: skip
-
-
-def _dataset_16bit(tmp: Path) -> None:
-    labelled_folder(tmp / "ds", 1, ["happy", "sad"])
-    png16_of_crop(tmp / "ds" / "happy" / "h16.png", "happy", 1)
-
-
-register(
-    FuzzCase(
-        "evaluate/dataset-16bit-png", "evaluate", "images", ["evaluate", "ds", "--crops", "--report", "r.json"],
-        setup=_dataset_16bit, expect="ok", check=_report_check(3, 0),
-    )
-)  # fmt: skip
-
-
-def _dataset_huge(tmp: Path) -> None:
-    labelled_folder(tmp / "ds", 1, ["happy", "sad"])
-    (tmp / "ds" / "sad" / "wide.png").write_bytes(blank_png(32767, 305))
-
-
-register(
-    FuzzCase(
-        "evaluate/dataset-huge-image", "evaluate", "images", ["evaluate", "ds", "--report", "r.json"],
-        setup=_dataset_huge, expect="ok", check=_report_check(3, 0), subprocess=True, timeout=90,
-        note="detection on a 32767-px-wide photo aborts the whole evaluation",
-    )
-)  # fmt: skip
-register(
-    FuzzCase(
-        "evaluate/dataset-only-bad-images", "evaluate", "images", ["evaluate", "ds", "--crops"],
-        setup=lambda t: ((t / "ds" / "happy").mkdir(parents=True), (t / "ds" / "happy" / "a.jpg").write_bytes(b"")),
-        expect="usage_error",
-    )
-)  # fmt: skip
-register(
-    FuzzCase(
-        "evaluate/dataset-is-a-file", "evaluate", "images", ["evaluate", "x.jpg", "--crops"],
-        setup=lambda t: copy_crop(t / "x.jpg"),
-    )
-)  # fmt: skip
-register(
-    FuzzCase(
-        "dataset/folder-with-bad-images", "dataset", "images", ["dataset", "ds", "--json", "rep.json"],
-        setup=_hostile_dataset, expect="ok", check=lambda o: json.loads((o.tmp / "rep.json").read_text()),
-    )
-)  # fmt: skip
-register(
-    FuzzCase(
-        "calibrate/dataset-with-bad-images", "calibrate", "images",
-        ["calibrate", "ds", "--crops", "--method", "grid", "--trials", "5", "-o", "cal.json"],
-        setup=_hostile_dataset, expect="ok", check=lambda o: json.loads((o.tmp / "cal.json").read_text()),
-    )
-)  # fmt: skip
-
-
-def _fer_csv(tmp: Path, rows: list[str]) -> None:
-    (tmp / "fer.csv").write_text("emotion,pixels,Usage\n" + "".join(r + "\n" for r in rows))
-
-
-def _fer_csv_rows(rows: list[str]):
-    return lambda t: _fer_csv(t, rows)
-
-
-GOOD_ROW = "3," + " ".join(["128"] * 2304) + ",Training"
-for cid, rows, expect in [
-    ("csv-pixels-out-of-range", ["3," + " ".join(["999"] * 2304) + ",Training", GOOD_ROW], "ok"),
-    ("csv-pixels-negative", ["3," + " ".join(["-1"] * 2304) + ",Training", GOOD_ROW], "ok"),
-    ("csv-pixels-float", ["3," + " ".join(["1.5"] * 2304) + ",Training", GOOD_ROW], "ok"),
-    ("csv-pixels-huge-int", ["3," + " ".join(["99999999999999999999999"] * 2304) + ",Training", GOOD_ROW], "ok"),
-    ("csv-emotion-nan", ["nan," + " ".join(["1"] * 2304) + ",Training", GOOD_ROW], "ok"),
-    ("csv-only-bad-rows", ["3,1 2 3,Training"], "usage_error"),
-    ("csv-missing-column", [], "usage_error"),
-]:
-    register(
-        FuzzCase(
-            f"dataset/{cid}", "dataset", "images", ["dataset", "fer.csv"],
-            setup=_fer_csv_rows(rows) if rows else _put("fer.csv", b"label,pix\n1,2\n"),
-            expect=expect,  # type: ignore[arg-type]
-        )
-    )  # fmt: skip
-register(
-    FuzzCase(
-        "dataset/csv-not-utf8", "dataset", "images", ["dataset", "fer.csv"],
-        setup=_put("fer.csv", b"emotion,pixels\n3,\xff\xfe\xfa\n"), expect="usage_error",
     )
 )  # fmt: skip

@@ -247,6 +247,19 @@ register(
         note="Path('') is '.': an empty argument silently analyses the whole current folder",
     )
 )  # fmt: skip
+
+# '' as another command's path argument or option ('.' would export, train or overwrite the current folder)
+for command, cid, args in [
+    ("evaluate", "empty-path-argument", ["evaluate", "", "--crops"]),
+    ("fuse", "empty-path-argument", ["fuse", "face.jsonl", "", "--no-plot"]),
+    ("train-batch", "empty-path-argument", ["train-batch", ""]),
+    ("export", "empty-path-argument", ["export", ""]),
+    ("evaluate", "empty-path-out-dir", [*BASE["evaluate"][0], "--out-dir", ""]),
+    ("export", "empty-path-test-dir", [*BASE["export"][0], "--test-dir", ""]),
+    ("demo", "empty-path-out", ["demo", "--out", ""]),
+]:
+    setup = BASE[command][1]
+    register(FuzzCase(f"{command}/{cid}", command, "options", args, setup=setup, error_match="empty string"))  # type: ignore[arg-type]
 register(
     FuzzCase(
         "analyze/format-upper-ok", "analyze", "options",

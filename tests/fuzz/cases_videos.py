@@ -162,3 +162,32 @@ register(
         setup=lambda t: copy_blank(t / "v.mp4"),
     )
 )  # fmt: skip
+
+# --- evaluate on a <class>/<clip> folder with nothing to score: one line naming the dataset or the clip -----------
+
+
+def _clip_dataset(fill):
+    def setup(tmp: Path) -> None:
+        (tmp / "ds" / "happy").mkdir(parents=True)
+        fill(tmp / "ds" / "happy")
+
+    return setup
+
+
+def _header_only(folder: Path) -> None:
+    data = short_clip().read_bytes()
+    (folder / "c.mp4").write_bytes(data[: int(len(data) * 0.02)])
+
+
+for cid, fill, match in [
+    ("no-face", lambda d: copy_blank(d / "v.mp4"), r"ds: no face found in any of its 1 clip.*5 frame"),
+    ("truncated-to-header", _header_only, r"ds: no face found .*c\.mp4: video ends early"),
+    ("only-zero-byte-clip", lambda d: (d / "x.mp4").write_bytes(b""), r"x\.mp4: not a readable video"),
+    ("only-audio-clip", lambda d: shutil.copyfile(audio_only_mp4(), d / "a.mp4"), r"a\.mp4: no video stream"),
+]:
+    register(
+        FuzzCase(
+            f"evaluate/video-dataset-{cid}", "evaluate", "videos", ["evaluate", "ds", "--report", "r.json"],
+            setup=_clip_dataset(fill), error_match=match, note="nothing to score: metrics would fail on no samples",
+        )
+    )  # fmt: skip

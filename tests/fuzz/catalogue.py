@@ -92,7 +92,11 @@ ROOT_CAUSES = [
         "place before any work (an `AnalyzeOptions.__post_init__` / `ModelSetup` check called by `make_analyzer`): "
         "`0 <= gate_threshold <= 1` and finite, `detect_interval` finite ≥ 0 (inf may mean 'once'), detector name in "
         "`faces.DETECTORS`; `cli.analyze` refuses empty path strings.",
-        _id(r"^analyze/(gate-threshold|detect-interval|detector-unknown|empty-path)", r"^evaluate/detector-unknown"),
+        _id(
+            r"^analyze/(gate-threshold|detect-interval|detector-unknown)",
+            r"^evaluate/detector-unknown",
+            r"/empty-path-",
+        ),
     ),
     RootCause(
         "fuse-option-domains",
@@ -435,7 +439,7 @@ ROOT_CAUSES = [
         "logits are all NaN (std 0) leaves no scored face; `np.bincount(truth)` on an empty float array raises "
         "TypeError at api.py:339. Fix: raise InputError('no image could be read/scored') in `predict_dataset` and "
         "in `_labelled_logits` when nothing is left.",
-        _id(r"^evaluate/dataset-only-bad-images"),
+        _id(r"^(evaluate|calibrate)/dataset-(only-bad-images|no-face)", r"^evaluate/video-dataset-"),
     ),
     RootCause(
         "fer-csv",

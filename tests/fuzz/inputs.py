@@ -119,6 +119,17 @@ def png16_of_crop(dst: Path, cls: str = "happy", i: int = 0) -> Path:
     return dst
 
 
+def put_file(name: str, data: bytes):
+    """A case setup that writes ``data`` to ``tmp/name`` (parents made)."""
+
+    def setup(tmp: Path) -> None:
+        p = tmp / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    return setup
+
+
 # --- videos -------------------------------------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ WRONG_CLASSES = ("silently_wrong", "lost_or_duplicated")
 CASE_MODULES: list[str] = [
     "cases_options",
     "cases_images",
+    "cases_datasets",
     "cases_videos",
     "cases_channels",
     "cases_models",

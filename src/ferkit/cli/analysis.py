@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ferkit.cli.app import app, console, progress
+from ferkit.cli.app import app, console, path_argument, path_option, progress
 from ferkit.errors import InputError
 from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, check_writable
 
@@ -98,10 +98,10 @@ NO_CALIBRATION_HELP = "Use raw model scores: ignore the model folder's calibrati
 
 @app.command()
 def analyze(
-    paths: list[Path] = typer.Argument(..., help="Images, folders of images, or videos."),
+    paths: list[Path] = path_argument(..., help="Images, folders of images, or videos."),
     fps: str = typer.Option("5", help="Video sampling rate in frames per second, or 'all' for every frame."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv or parquet."),
-    output: Path | None = typer.Option(
+    output: Path | None = path_option(
         None,
         "--output",
         "-o",
@@ -115,7 +115,7 @@ def analyze(
     fusion: str | None = typer.Option(
         None, help="Fuse several models' outputs: majority, soft or reliability (default: the first model's output)."
     ),
-    reliability: Path | None = typer.Option(
+    reliability: Path | None = path_option(
         None, help="Evaluate report (ferkit evaluate --report) whose per-class F1 weights --fusion reliability."
     ),
     gate: str | None = typer.Option(
@@ -130,7 +130,7 @@ def analyze(
     ),
     plots: bool = typer.Option(True, help="Write timeline and distribution PNGs beside the output."),
     resume: bool = typer.Option(False, help="Continue an interrupted run: keep written records, skip their frames."),
-    calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
+    calibration: Path | None = path_option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
     tta: str = typer.Option("auto", help=TTA_HELP),
     aus: bool = typer.Option(
@@ -139,7 +139,7 @@ def analyze(
         help="Also action units (presence and intensity), visual speech (video), speech_action and hard-case rules "
         "per face (runs MediaPipe's face landmarker on each face).",
     ),
-    rules: Path | None = typer.Option(None, help="Hard-case rules TOML for --aus (default: the shipped rules)."),
+    rules: Path | None = path_option(None, help="Hard-case rules TOML for --aus (default: the shipped rules)."),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.analysis.pipeline import AnalyzeOptions
@@ -181,16 +181,16 @@ def analyze(
 
 @app.command()
 def evaluate(
-    datasets: list[Path] = typer.Argument(..., help="Folders of <class>/<image> or <class>/<video> subfolders."),
+    datasets: list[Path] = path_argument(..., help="Folders of <class>/<image> or <class>/<video> subfolders."),
     model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
     crops: bool = typer.Option(False, "--crops", help="Images are face crops (no detection)."),
     detector: str = typer.Option("blazeface", help="Detector for uncropped photos."),
     split: str = typer.Option("all", help="'all' images, or 'validation': only the model card's validation files."),
-    report_file: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
-    out_dir: Path | None = typer.Option(
+    report_file: Path | None = path_option(None, "--report", help="Write the JSON report here."),
+    out_dir: Path | None = path_option(
         None, "--out-dir", help="Write report.json, report.md, confusion CSV/PNGs, reliability diagrams, comparisons."
     ),
-    calibration: Path | None = typer.Option(None, help=CALIBRATION_HELP),
+    calibration: Path | None = path_option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
     tta: str = typer.Option("auto", help=TTA_HELP),
     fps: str = typer.Option("5", help="Video datasets: sampling rate in frames per second, or 'all' for every frame."),
@@ -260,7 +260,7 @@ def evaluate(
 
 @app.command()
 def calibrate(
-    data: list[Path] = typer.Argument(
+    data: list[Path] = path_argument(
         ..., help="A labelled <class>/<image> folder, or (with --unlabelled) images, folders or videos."
     ),
     model: str = typer.Option("ferkit", help="Model name or folder to calibrate."),
@@ -278,7 +278,7 @@ def calibrate(
     keep_bias: bool = typer.Option(
         False, "--keep-bias", help="Keep searched biases even when they do not improve the held-out objective."
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write (default: model folder)."),
+    output: Path | None = path_option(None, "--output", "-o", help="Where to write (default: model folder)."),
 ) -> None:
     """Fit per-class logit biases (and a temperature) on cached logits; analyze/evaluate then apply them."""
     from ferkit.analysis.pipeline import AnalyzeOptions
@@ -326,7 +326,7 @@ def calibrate(
 
 @app.command()
 def fuse(
-    channels: list[Path] = typer.Argument(..., help="ferkit records (face channel) and other channels' JSONL/CSV."),
+    channels: list[Path] = path_argument(..., help="ferkit records (face channel) and other channels' JSONL/CSV."),
     window: float = typer.Option(1.0, help="Fuse in consecutive windows of this many seconds."),
     nearest: float | None = typer.Option(
         None, help="Instead of windows: match each sample of the first channel to the nearest within this tolerance."
@@ -335,7 +335,7 @@ def fuse(
     face: str = typer.Option("largest", help="Face channel: 'largest' face per timestamp or a face_id."),
     threshold: float = typer.Option(0.5, help="Score a new label needs before the state machine switches."),
     hold: int = typer.Option(2, min=1, help="Consecutive rows a new label must lead before switching."),
-    output: Path = typer.Option(Path("ferkit-results/fused.jsonl"), "--output", "-o", help="Fused rows (JSONL)."),
+    output: Path = path_option(Path("ferkit-results/fused.jsonl"), "--output", "-o", help="Fused rows (JSONL)."),
     plot: bool = typer.Option(True, help="Write a per-channel and fused timeline PNG beside the output."),
 ) -> None:
     """Align channels by timestamp and fuse them by weighted voting with flicker suppression."""
@@ -385,7 +385,7 @@ def models() -> None:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("ferkit-results/demo"), help="Folder for the sample inputs and results."),
+    out: Path = path_option(Path("ferkit-results/demo"), help="Folder for the sample inputs and results."),
 ) -> None:
     """Analyse a bundled public-domain sample (scikit-image's astronaut photo, and a short clip made from it)."""
     from ferkit.api import run_analysis

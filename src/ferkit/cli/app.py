@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -56,6 +57,24 @@ def _global_options(
 ) -> None:
     """Offline facial expression recognition."""
     # main() reads --debug from the command line itself, so it also applies to errors raised while parsing.
+
+
+def nonempty_path(value: str | os.PathLike[str]) -> Path:
+    """Typer parser of every path argument and option: ``Path('')`` is ``.``, so an empty string (an unset shell
+    variable, say) would silently name the current folder; it is a usage error instead."""
+    if not os.fspath(value):
+        raise typer.BadParameter("an empty string is not a path")
+    return Path(value)
+
+
+def path_argument(default: Any = ..., **kwargs: Any) -> Any:
+    """``typer.Argument`` for paths (one or a list) that refuses an empty string (:func:`nonempty_path`)."""
+    return typer.Argument(default, parser=nonempty_path, **kwargs)
+
+
+def path_option(default: Any, *param_decls: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for paths (one, optional, or repeated) that refuses an empty string (:func:`nonempty_path`)."""
+    return typer.Option(default, *param_decls, parser=nonempty_path, **kwargs)
 
 
 def one_line(message: object) -> str:

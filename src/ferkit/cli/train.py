@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from ferkit.cli.app import app, console, progress
+from ferkit.cli.app import app, console, path_argument, path_option, progress
 from ferkit.errors import InputError
 from ferkit.media.files import atomic_write_text, check_writable
 
@@ -86,9 +86,9 @@ def run_config(config: Path, resume: bool, overrides: dict[str, object], export:
 
 @app.command("dataset")
 def dataset_cmd(
-    path: Path = typer.Argument(..., help="A folder (<split>/<class>/* or <class>/*) or a FER2013-format CSV."),
+    path: Path = path_argument(..., help="A folder (<split>/<class>/* or <class>/*) or a FER2013-format CSV."),
     taxonomy: str = typer.Option("basic7", help="Taxonomy to map labels onto (a shipped name or a TOML file)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the full report (incl. duplicate groups)."),
+    json_out: Path | None = path_option(None, "--json", help="Write the full report (incl. duplicate groups)."),
 ) -> None:
     """Inspect training data: classes per split, labels outside the taxonomy, byte duplicates and leakage."""
     from rich.table import Table
@@ -122,7 +122,7 @@ def dataset_cmd(
 
 @app.command("train")
 def train_cmd(
-    config: Path = typer.Argument(..., help="Run config (.toml, .yaml or .json); see configs/."),
+    config: Path = path_argument(..., help="Run config (.toml, .yaml or .json); see configs/."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set optim.epochs=2."),
     export: bool = typer.Option(True, "--export/--no-export", help="Export <run>/model at the end."),
@@ -133,10 +133,10 @@ def train_cmd(
 
 @app.command("train-batch")
 def train_batch_cmd(
-    config_dir: Path = typer.Argument(..., help="Folder of run configs (a sweep); each runs in turn."),
+    config_dir: Path = path_argument(..., help="Folder of run configs (a sweep); each runs in turn."),
     resume: bool = typer.Option(False, "--resume", help="Resume runs that have a checkpoint (re-exports them)."),
     set_: list[str] = typer.Option([], "--set", help="Override a key in every config."),
-    summary: Path | None = typer.Option(None, help="Write a JSON summary of the runs here."),
+    summary: Path | None = path_option(None, help="Write a JSON summary of the runs here."),
 ) -> None:
     """Train every config in a folder (sorted by name); one failing config does not stop the others."""
     from rich.markup import escape
@@ -181,10 +181,10 @@ def train_batch_cmd(
 
 @app.command("export")
 def export_cmd(
-    run: Path = typer.Argument(..., help="Training run folder (holds best.pt)."),
-    out: Path | None = typer.Option(None, help="Model folder to write (default: <run>/model)."),
+    run: Path = path_argument(..., help="Training run folder (holds best.pt)."),
+    out: Path | None = path_option(None, help="Model folder to write (default: <run>/model)."),
     name: str | None = typer.Option(None, help="Model name for the card (default: the folder name)."),
-    test_dir: list[Path] = typer.Option([], help="Score these <class>/ crop folders into the card."),
+    test_dir: list[Path] = path_option([], help="Score these <class>/ crop folders into the card."),
     flip_tta: bool = typer.Option(
         False, "--flip-tta", help="Average with the mirrored image inside the graph (2× compute)."
     ),

@@ -62,6 +62,7 @@ def predict_dataset(
     """Run ``model`` over every image of a folder dataset whose class the model knows.
 
     ``files`` restricts the pass to these ``<folder>/<file name>`` entries (e.g. a model card's validation list).
+    Unreadable or refused images are left out and listed; ``InputError`` when no image is left to score.
     """
     items = list_folder_dataset(root)
     if files is not None:
@@ -85,11 +86,13 @@ def predict_dataset(
             logits[rows[-len(batch) :]] = model.raw_logits(np.stack(batch), batch_size)
             batch.clear()
 
+    first_error = ""
     for item in items:
         try:
             rgb = read_image(item.path)
-        except InputError:
+        except InputError as e:
             unreadable.append(str(item.path))
+            first_error = first_error or str(e)
             continue
         k = len(paths)
         paths.append(str(item.path))
@@ -106,6 +109,8 @@ def predict_dataset(
                 flush()
         if progress:
             progress(1)
+    if not paths:
+        raise InputError(f"{root}: none of its {len(items)} image(s) could be read (first: {first_error})")
     flush()
     raw = logits[: len(paths)]
     logits = model.calibration.apply(raw) if model.calibration is not None else raw

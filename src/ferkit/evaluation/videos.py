@@ -142,8 +142,13 @@ def evaluate_videos(
     options = AnalyzeOptions(fps=fps, crops=crops, detector=detector)
     clips, skipped, mapping, warnings = predict_clips(model, root, options, tta, progress)
     classes = model.classes
-    if not any(c.frames for c in clips):
-        raise InputError(f"{root}: no face found in any of its {len(clips)} clip(s) at {fps or 'every'} fps")
+    if not any(c.frames for c in clips):  # nothing to score: say how many frames were looked at, and why so few
+        rate = f"at {fps:g} fps" if fps else "(every frame)"
+        why = f"; {warnings[0]}" if warnings else ""
+        sampled = sum(c.no_face for c in clips)
+        raise InputError(
+            f"{root}: no face found in any of its {len(clips)} clip(s): {sampled} frame(s) sampled {rate}{why}"
+        )
     frame_pred = _predictions(clips, classes, skipped, frames=True)
     raw = metrics_block(replace(frame_pred, y_pred=[r for c in clips for r in c.raw]), classes)
     clip_block = metrics_block(_predictions(clips, classes, skipped, frames=False), classes)
