@@ -251,6 +251,8 @@ def _labelled_logits(
         n = len(pred.y_true)
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, logits=z, labels=y, n=n)
+    if not len(y):
+        raise InputError(f"{dataset}: no face found in any of its {n} image(s) to calibrate on")
     return z, y, {"dataset": str(dataset.resolve()), "split": split, "crops": crops, "images": n, "faces": len(y)}
 
 
@@ -270,7 +272,8 @@ def _unlabelled_logits(
     if not rows:
         raise InputError(f"{', '.join(map(str, paths))}: no faces found to calibrate on")
     z = np.log(np.clip(np.asarray(rows, np.float64), 1e-6, 1.0))
-    return z, {"inputs": [str(p) for p in paths], "faces": len(z), "fps": options.fps}
+    warnings = analyzer.warnings + [f"skipped {path}: {why}" for path, why in analyzer.skipped]
+    return z, {"inputs": [str(p) for p in paths], "faces": len(z), "fps": options.fps, "warnings": warnings}
 
 
 def _summary(z: np.ndarray, y: np.ndarray | None, target: np.ndarray | None, classes: list[str]) -> dict[str, Any]:

@@ -8,10 +8,6 @@ listed case that starts passing fails the suite until its line here is removed. 
 from __future__ import annotations
 
 KNOWN_FAILURES: dict[str, str] = {
-    "calibrate/dataset-no-face": (
-        "nothing-scored: api._labelled_logits keeps no face and np.bincount fails (api.py, Handoff)"
-    ),
-    "calibrate/unlabelled-truncated-video": ("truncated-video: api._unlabelled_logits drops the analyzer's warnings"),
 }
 
 #: Hypothesis property tests (by pytest item name) that are known to fail.

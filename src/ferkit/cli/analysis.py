@@ -321,6 +321,8 @@ def calibrate(
     if cal.fitted_on.get("bias_kept") is False:
         console.print("[yellow]biases did not improve the held-out objective: reset to 0 (--keep-bias keeps them)[/]")
     console.print(f"bias {dict(zip(cal.classes, cal.bias, strict=True))}, temperature {cal.temperature:.3f}")
+    for w in cal.fitted_on.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(w)}")
     typer.echo(str(path))
 
 
