@@ -7,8 +7,7 @@ listed case that starts passing fails the suite until its line here is removed. 
 
 from __future__ import annotations
 
-KNOWN_FAILURES: dict[str, str] = {
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 #: Hypothesis property tests (by pytest item name) that are known to fail.
 KNOWN_PROPERTY_FAILURES: dict[str, str] = {}
