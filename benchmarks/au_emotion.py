@@ -118,11 +118,9 @@ def emfacs_logits(x: np.ndarray, aus: AuModel, classes: list[str]) -> np.ndarray
 
 
 def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    return {
-        "n": len(y),
-        "accuracy": round(float(accuracy_score(y, pred)), 4),
-        "macro_f1": round(float(f1_score(y, pred, average="macro")), 4),
-    }
+    """Accuracy and macro-F1 over the classes present in ``y`` (CK+ has no neutral faces)."""
+    f1 = f1_score(y, pred, labels=np.unique(y), average="macro")
+    return {"n": len(y), "accuracy": round(float(accuracy_score(y, pred)), 4), "macro_f1": round(float(f1), 4)}
 
 
 def evaluate(logits_fitted: np.ndarray, rows: Rows, fallback: np.ndarray) -> dict[str, Any]:
