@@ -172,6 +172,15 @@ def main() -> None:
     result["ckplus_trained_cv"] = ck_trained(au, base, ck, cx["x"], folds)
     result["secs"] = round(time.time() - t0)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    card_path = au.folder / "card.json"  # the card carries the headline figures (the weights' hash is unchanged)
+    fer, ck = result["fer2013_test"], result["ckplus_unseen"]
+    au.card["metrics"] = {
+        "command": result["command"],
+        "fer2013_test": {"landmarker_fit_rate": fer["landmarker_fit_rate"]}
+        | {tta: {k: fer[tta]["ferkit-au"][k] for k in ("n", "accuracy", "macro_f1")} for tta in ("none", "flip")},
+        "ckplus_unseen_flip": {k: v for k, v in ck.items() if k.startswith("ferkit-au")},
+    }
+    card_path.write_text(json.dumps(au.card, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS} in {time.time() - t0:.0f} s")
 
 
