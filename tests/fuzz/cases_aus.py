@@ -5,6 +5,7 @@ images through the AU path."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -98,3 +99,71 @@ register(
         note="a crop the landmarker cannot fit: a record with aus null and a reason",
     )
 )
+
+
+# --- the ferkit-au model folder (emotion from AUs): damaged weights files, and a face it cannot fit -----------------
+AU_ANALYZE = ["analyze", "x.jpg", "--crops", "--no-plots", "--model", "m", "-o", "out.jsonl"]
+
+
+def _au_folder(edit: Callable[[dict], object] | None = None, flip_byte: bool = False) -> Callable[[Path], None]:
+    """Setup: the crop plus a copy of ferkit-au in ``m``; ``edit`` changes the weights (the card's hash follows),
+    ``flip_byte`` alters the weights file behind the card's back."""
+
+    def setup(tmp: Path) -> None:
+        import hashlib
+        import shutil
+
+        from ferkit.models.loading import MODEL_FOLDERS
+
+        copy_crop(tmp / "x.jpg")
+        shutil.copytree(MODEL_FOLDERS["ferkit-au"], tmp / "m")
+        weights, card = tmp / "m" / "au_emotion.json", json.loads((tmp / "m" / "card.json").read_text())
+        data = weights.read_bytes()
+        if edit is not None:
+            doc = json.loads(data)
+            edit(doc)
+            data = json.dumps(doc, allow_nan=True).encode()
+            card["sha256"] = hashlib.sha256(data).hexdigest()
+        if flip_byte:
+            data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
+        weights.write_bytes(data)
+        (tmp / "m" / "card.json").write_text(json.dumps(card))
+
+    return setup
+
+
+def _set(key: str, value: object) -> Callable[[dict], object]:
+    return lambda d: d.__setitem__(key, value)
+
+
+_AU_MODEL = {
+    "weights-altered": (_au_folder(flip_byte=True), r"SHA-256 mismatch"),
+    "weights-nan": (_au_folder(lambda d: d["layers"][0]["bias"].__setitem__(0, float("nan"))), r"non-finite"),
+    "weights-short-layer": (_au_folder(lambda d: d["layers"][0]["weight"].pop()), r"layers\[0\]\.weight has shape"),
+    "weights-no-layers": (_au_folder(_set("layers", [])), r"layers must be a list"),
+    "weights-bad-fallback": (_au_folder(_set("fallback", [1, 0, 0, 0, 0, 0, 0])), r"fallback must be positive"),
+    "weights-unknown-input": (_au_folder(_set("inputs", ["aus", "pixels"])), r"inputs must be distinct names"),
+    "weights-other-heads": (_au_folder(_set("au_heads_sha256", "0" * 64)), r"trained on AU heads"),
+    "weights-not-object": (_au_folder(lambda d: d.clear()), r"format must be"),
+}
+for cid, (setup, match) in _AU_MODEL.items():
+    register(FuzzCase(f"analyze/au-model-{cid}", "analyze", "models", AU_ANALYZE, setup=setup, error_match=match))
+
+
+def _fallback(outcome: Outcome) -> None:
+    from ferkit.models.loading import MODEL_FOLDERS
+
+    (rec,) = read_jsonl(outcome.tmp / "out.jsonl")
+    fallback = json.loads((MODEL_FOLDERS["ferkit-au"] / "au_emotion.json").read_text())["fallback"]
+    assert np.allclose(list(rec["probabilities"].values()), fallback, atol=1e-4), json.dumps(rec)
+    assert rec["model"] == "ferkit-au" and rec["emotion"] is not None
+
+
+register(
+    FuzzCase(
+        "analyze/au-model-no-face-in-crop", "analyze", "models",
+        ["analyze", "x.jpg", "--crops", "--no-plots", "--model", "ferkit-au", "-o", "out.jsonl"],
+        setup=_gray, expect="ok", check=_fallback,
+        note="ferkit-au on a crop the landmarker cannot fit: the documented fallback distribution, no error",
+    )
+)  # fmt: skip

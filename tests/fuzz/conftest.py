@@ -56,7 +56,7 @@ def package_src() -> Path:
 
 def protected_dirs() -> list[Path]:
     """Folders no case may change (the bundled models: a calibrate run without -o writes beside its model)."""
-    return [bundled_model_dir(), bundled_gate_dir()]
+    return [bundled_model_dir(), bundled_gate_dir(), Path(bundled_model_dir()).parent / "ferkit-au"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

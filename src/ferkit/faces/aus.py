@@ -166,12 +166,16 @@ class LandmarkerPool:
         return _fit(lm, crop, face_px)
 
     def fit_many(self, crops: list[np.ndarray], face_px: list[float | None]) -> list[AuFit | None]:
-        """Fit several crops (in a worker process when the pool has processes)."""
+        """Fit several crops (split over the worker processes when the pool has processes), in order."""
         if not crops:
             return []
         if self.processes <= 0:
             return [self.fit(c, px) for c, px in zip(crops, face_px, strict=True)]
-        return _process_pool(self.processes).submit(_fit_in_process, crops, face_px).result()
+        pool, step = _process_pool(self.processes), -(-len(crops) // self.processes)
+        parts = [
+            pool.submit(_fit_in_process, crops[i : i + step], face_px[i : i + step]) for i in range(0, len(crops), step)
+        ]
+        return [fit for part in parts for fit in part.result()]
 
 
 class AuModel:
@@ -218,11 +222,22 @@ class AuModel:
             raise ModelError(f"{path}: neutral_reference must be {len(raw['feature_names'])} finite numbers")
         return cls(heads, neutral, got)
 
+    def presence(self, x: np.ndarray) -> np.ndarray:
+        """Presence probabilities of the learned heads for feature rows ``x`` (N, F) → (N, K), unrounded, in
+        :data:`AU_KEYS` order without ``AU43`` (the order :meth:`predict` lists them)."""
+        z = np.atleast_2d(np.asarray(x, np.float64)) @ self._w.T + self._b - self._shift  # threshold at 0
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    @property
+    def learned_keys(self) -> list[str]:
+        """The keys of :meth:`presence`'s columns."""
+        return list(self._keys)
+
     def predict(self, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
         """``({key: presence probability}, {key: intensity})`` over :data:`AU_KEYS`, rounded to 4 decimals."""
         x = np.asarray(x, np.float64)
         z = self._w @ x + self._b - self._shift  # threshold at 0
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        p = self.presence(x)[0]
         inten = np.clip(z / np.maximum(self._hi - self._shift, 1e-6), 0.0, 1.0)
         probs = dict(zip(self._keys, np.round(p, 4).tolist(), strict=True))
         intens = dict(zip(self._keys, np.round(inten, 4).tolist(), strict=True))

@@ -78,6 +78,8 @@ class ModelCard:
 #: a std below MIN_STD (or a mean / std beyond MAX_NORM) only makes infinities.
 MAX_INPUT_SIZE = 1024
 MIN_STD, MAX_NORM = 1e-3, 1e3
+#: The weights file that makes a model folder an AU emotion model (:mod:`ferkit.models.au_emotion`) instead of ONNX.
+AU_WEIGHTS_FILE = "au_emotion.json"
 #: Largest weights file ferkit hashes and loads (a protobuf ONNX file cannot exceed 2 GiB).
 MAX_ONNX_BYTES = 2 << 30
 

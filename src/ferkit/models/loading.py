@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ferkit.errors import ModelError
-from ferkit.models.base import EmotionModel, OnnxModel
+from ferkit.models.base import AU_WEIGHTS_FILE, EmotionModel, OnnxModel
 
 #: The bundled model folders (data, not code: ``ferkit/assets/models/<name>/{model.onnx,card.json}``).
 BUNDLED_DIR = Path(str(resources.files("ferkit").joinpath("assets/models")))
@@ -21,6 +21,7 @@ MODEL_FOLDERS: dict[str, Path] = {
     "ferkit": BUNDLED_DIR / "ferkit",
     "ferkit-wild": BUNDLED_DIR / "ferkit-wild",  # v1 fine-tuned on FER2013 + SFEW + CK+ (docs/training.md)
     "ferkit-gate": BUNDLED_DIR / "ferkit-gate",
+    "ferkit-au": BUNDLED_DIR / "ferkit-au",  # emotion from action units (docs/aus.md)
 }
 MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(threads)
 
@@ -51,7 +52,7 @@ def load_model(
             raise ModelError(
                 f"no model named or found at {key!r} (known names: {known}; or give a model folder or a spec .json)"
             )
-        model = OnnxModel(folder, threads)
+        model = _folder_model(folder, threads)
     if calibration is True:
         sidecar = getattr(model, "folder", None)
         if sidecar is not None and (Path(sidecar) / SIDECAR).is_file():
@@ -59,6 +60,16 @@ def load_model(
     elif calibration not in (False, None):
         model.calibrate_with(Calibration.load(Path(calibration)))
     return model
+
+
+def _folder_model(folder: Path, threads: int) -> EmotionModel:
+    """An ONNX model folder, or an AU emotion model folder (it holds ``au_emotion.json``; its modules, and
+    MediaPipe with them, are imported only then)."""
+    if (folder / AU_WEIGHTS_FILE).is_file():
+        from ferkit.models.au_emotion import AuEmotionModel
+
+        return AuEmotionModel(folder)
+    return OnnxModel(folder, threads)
 
 
 def _load_fer(threads: int) -> EmotionModel:
