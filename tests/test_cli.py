@@ -141,23 +141,43 @@ def test_folder_skips_and_counts_bad_files(tmp_path: Path, crops_folder: Path) -
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 15  # header + 14 crops
 
 
-def test_interrupted_run_leaves_valid_file_and_resumes(tmp_path: Path) -> None:
-    out = tmp_path / "v.jsonl"
-    args = [sys.executable, "-m", "ferkit.cli", "analyze", str(VIDEO), "--fps", "all", "-o", str(out), "--no-plots"]
+def _records_of(out: Path) -> bytes:
+    if out.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(out).to_json(orient="records").encode()
+    return out.read_bytes()
+
+
+def _checkpoint_frame(out: Path) -> int:
+    try:
+        cp = json.loads((out.parent / (out.name + ".state.json")).read_text())["checkpoint"]
+    except (OSError, ValueError, KeyError):
+        return -1
+    return cp["frame_index"] if cp else -1
+
+
+@pytest.mark.parametrize(("fmt", "kill_after"), [("jsonl", 40), ("jsonl", 250), ("csv", 120), ("parquet", 180)])
+def test_sigkilled_run_resumes_to_the_uninterrupted_records(tmp_path: Path, fmt: str, kill_after: int) -> None:
+    """SIGKILL once a checkpoint past frame ``kill_after`` is on disk (the run is then somewhere after it: mid-write,
+    mid-batch); --resume must give exactly the records of a run that was never stopped."""
+    base = [sys.executable, "-m", "ferkit.cli", "analyze", str(VIDEO), "--fps", "all", "--no-plots", "--format", fmt]
+    full, out = tmp_path / f"full.{fmt}", tmp_path / f"v.{fmt}"
+    assert ferkit(*base[3:], "-o", full, cwd=tmp_path).returncode == 0
+    args = [*base, "-o", str(out), "--checkpoint-every", "0.2"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 100):
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None and _checkpoint_frame(out) < kill_after:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = load_jsonl(out)
-    assert 100 <= len(partial) < 464
-    with open(out, "a") as f:  # as if the kill had landed in the middle of a line
-        f.write('{"source": "half a rec')
-    res = ferkit("analyze", VIDEO, "--fps", "all", "-o", out, "--resume", "--no-plots", cwd=tmp_path)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    if fmt != "parquet":
+        with open(out, "a") as f:  # as if the kill had landed in the middle of a line
+            f.write('{"source": "half a rec' if fmt == "jsonl" else VIDEO.name[:5])
+    res = ferkit(*base[3:], "-o", out, "--resume", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    recs = load_jsonl(out)
-    assert [r["frame_index"] for r in recs] == list(range(464))
+    assert _records_of(out) == _records_of(full)
 
 
 def test_evaluate_report_keys_aliases_and_misses(tmp_path: Path) -> None:

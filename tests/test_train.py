@@ -457,3 +457,41 @@ def test_init_from_a_damaged_model_folder_is_one_clean_error(tmp_path: Path) -> 
             build_model(cfg, 7, x)
         with pytest.raises(FerkitError, match=message):  # refused by the pre-check, before any output
             check_run(cfg, export=False)
+
+
+@pytest.mark.parametrize("kill_at_epoch", [0, 2])
+def test_sigkilled_training_resumes_to_the_same_weights(tmp_path: Path, kill_at_epoch: int) -> None:
+    """``ferkit train`` killed with SIGKILL (in the epoch after the one ``last.pt`` holds) and resumed with --resume
+    ends with the weights of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = _dataset(tmp_path / "d", 30)
+    cfgs = {}
+    for name in ("straight", "killed"):
+        cfgs[name] = tmp_path / f"{name}.json"
+        cfgs[name].write_text(json.dumps(_config(tmp_path, data, **{"optim.epochs": 4, "name": name})))
+    cli = [sys.executable, "-m", "ferkit.cli", "train", "--no-export"]
+    assert subprocess.run([*cli, str(cfgs["straight"])], capture_output=True, cwd=tmp_path).returncode == 0
+    last = tmp_path / "runs" / "killed" / "last.pt"
+    proc = subprocess.Popen([*cli, str(cfgs["killed"])], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if torch.load(last, weights_only=True)["epoch"] >= kill_at_epoch:
+                break
+        except Exception:  # not written yet (the write is atomic: never half a file)
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    res = subprocess.run([*cli, str(cfgs["killed"]), "--resume"], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    a = torch.load(tmp_path / "runs" / "straight" / "last.pt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert a["epoch"] == b["epoch"] == 3
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k

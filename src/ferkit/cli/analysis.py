@@ -129,7 +129,12 @@ def analyze(
         0.3, help="Seconds between full face detections in video (optical-flow tracking in between; 0 = every frame)."
     ),
     plots: bool = typer.Option(True, help="Write timeline and distribution PNGs beside the output."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run: keep written records, skip their frames."),
+    resume: bool = typer.Option(
+        False, help="Continue an interrupted run exactly where its last checkpoint (<output>.state.json) left off."
+    ),
+    checkpoint_every: float = typer.Option(
+        2.0, min=0.0, max=3600.0, help="Seconds of video work between resume checkpoints."
+    ),
     calibration: Path | None = path_option(None, help=CALIBRATION_HELP),
     no_calibration: bool = typer.Option(False, "--no-calibration", help=NO_CALIBRATION_HELP),
     tta: str = typer.Option("auto", help=TTA_HELP),
@@ -148,7 +153,13 @@ def analyze(
     from ferkit.api import run_analysis
 
     opts = AnalyzeOptions(
-        fps=_parse_fps(fps), crops=crops, detector=detector, detect_interval=detect_interval, aus=aus, rules=rules
+        fps=_parse_fps(fps),
+        crops=crops,
+        detector=detector,
+        detect_interval=detect_interval,
+        aus=aus,
+        rules=rules,
+        checkpoint_seconds=checkpoint_every,
     )
     with progress() as bar:
         task = bar.add_task("analysing", total=None)
