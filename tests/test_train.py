@@ -479,11 +479,8 @@ def test_sigkilled_training_resumes_to_the_same_weights(tmp_path: Path, kill_at_
     proc = subprocess.Popen([*cli, str(cfgs["killed"])], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        try:
-            if torch.load(last, weights_only=True)["epoch"] >= kill_at_epoch:
-                break
-        except Exception:  # not written yet (the write is atomic: never half a file)
-            pass
+        if last.is_file() and torch.load(last, weights_only=True)["epoch"] >= kill_at_epoch:  # written atomically
+            break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
