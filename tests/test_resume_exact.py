@@ -109,3 +109,41 @@ def _setup(**kw):
     from ferkit.analysis.setup import ModelSetup
 
     return ModelSetup("ferkit", **kw)
+
+
+def _tamper(state: dict, how: str) -> None:
+    cp = state["checkpoint"]["state"]
+    if how == "box":
+        cp["tracker"]["tracks"] = [{"face_id": 0, "box": [1, 2, 3], "score": 1, "keypoints": {}, "points": None}]
+    elif how == "probs":
+        cp["smoother"] = {"0": [[0.5, 0.5], 0, 0.0, -1, 0]}
+    elif how == "types":
+        cp["tracker"] = "x"
+    elif how == "array":
+        cp["aus"] = {"baselines": {"0": {"buf": [["object", [1], [1]]], "offset": None}}, "speech": {}, "rules": []}
+
+
+@pytest.mark.parametrize("how", ["box", "probs", "types", "array"])
+def test_a_damaged_checkpoint_costs_time_not_records(tmp_path: Path, how: str) -> None:
+    opts = AnalyzeOptions(fps=None, aus=how == "array", au_processes=0, checkpoint_seconds=0.0)
+    full, out = tmp_path / "full.jsonl", tmp_path / "o.jsonl"
+    total = _run(full, TALKING, opts)
+    _run(out, TALKING, opts, stop_after=30)
+    doc = json.loads(state_path(out).read_text())
+    _tamper(doc, how)
+    state_path(out).write_text(json.dumps(doc))
+    redone = _run(out, TALKING, opts, resume=True)
+    assert out.read_bytes() == full.read_bytes()
+    assert redone == total  # the checkpoint was not used: the video was analysed again from its start
+
+
+def test_a_state_file_that_is_not_one_is_refused_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    opts = AnalyzeOptions(fps=None, checkpoint_seconds=0.0)
+    _run(out, TALKING, opts, stop_after=20)
+    before = out.read_bytes()
+    for junk in ("{not json", "[1, 2]", '{"version": 99, "settings": {}}'):
+        state_path(out).write_text(junk)
+        with pytest.raises(InputError, match="state"):
+            _run(out, TALKING, opts, resume=True)
+        assert out.read_bytes() == before

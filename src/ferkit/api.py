@@ -105,6 +105,7 @@ def run_analysis(
         if not sources:
             raise InputError(f"{', '.join(map(str, group))}: no image or video files found")
         writer = RecordWriter(out, fmt, analyzer.classes, append=resume, au_keys=analyzer.au_keys)
+        cp = cp if cp is None or analyzer.state_fits(cp.state) else None  # a damaged checkpoint: redo that video
         done, states = resume_from(writer, analyzer.name, sources, cp) if resume else ({}, {})
         analyzer.checkpoint, started = state_file.save, False
         with writer:

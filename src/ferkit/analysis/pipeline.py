@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,10 +19,10 @@ from ferkit.analysis.smoothing import Smoother
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop
 from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, still_crop
-from ferkit.faces.detectors import Detector, Face, create_detector
+from ferkit.faces.detectors import DETECTORS, Detector, Face, create_detector
 from ferkit.faces.tracking import FaceTracker
 from ferkit.media.images import Frame, image_frame
-from ferkit.media.video import is_video, iter_video
+from ferkit.media.video import MAX_FPS, is_video, iter_video
 from ferkit.models.base import EmotionModel, resolve_tta, set_tta
 from ferkit.models.ensemble import CropKind, Ensemble, FaceScores
 
@@ -45,6 +46,25 @@ class AnalyzeOptions:
     au_baseline: bool = True  # video: correct AU features by each track's own neutral baseline (stills: never)
     au_processes: int = 2  # landmarker worker processes (MediaPipe holds the GIL; 0: fit in the model threads)
     checkpoint_seconds: float = 2.0  # seconds of video work between resume checkpoints (output.state.json)
+
+    def __post_init__(self) -> None:
+        """Values outside their domain are one ``InputError`` here, for the Python API as for the CLI."""
+        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            raise InputError(f"--fps must be a number in (0, {MAX_FPS:g}] or 'all', got {self.fps}")
+        if self.detector not in DETECTORS:
+            raise InputError(f"--detector: unknown detector {self.detector!r} (known: {', '.join(DETECTORS)})")
+        for name, value, lo, hi in (
+            ("--detect-interval", self.detect_interval, 0, 3600),
+            ("--checkpoint-every", self.checkpoint_seconds, 0, 3600),
+            ("tau", self.tau, 0, 3600),
+            ("margin", self.margin, 0, 1),
+            ("k", self.k, 1, 10_000),
+            ("batch_frames", self.batch_frames, 1, 4096),
+            ("model_workers", self.model_workers, 1, 64),
+            ("au_processes", self.au_processes, 0, 64),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise InputError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
 
 
 @dataclass
@@ -199,6 +219,20 @@ class Analyzer:
                 self.checkpoint(
                     path, p.index, {"tracker": p.tracker_state, "smoother": smoother.state(ids), "aus": aus}
                 )
+
+    def state_fits(self, state: dict) -> bool:
+        """Whether a checkpoint's state restores into this run's tracker, smoother and AU tracks; a damaged one is
+        not used (the video is then analysed again from its start), so it can cost time, never records."""
+        try:
+            tracker, smoother, au_tracks = self._tracker(), self._smoother(), self._au_tracks(True)
+            if tracker is not None:
+                tracker.restore(state["tracker"], np.zeros((1, 1), np.uint8))
+            smoother.restore(state["smoother"])
+            if au_tracks is not None:
+                au_tracks.restore(state["aus"])
+            return smoother.fits(len(self.classes))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return False
 
     def _iter_stills(self, paths: list[Path], strict: set[Path], start_after: dict[str, int]) -> Iterator[FaceRecord]:
         """Records of still images, read and detected here while the workers score earlier ones in batches."""

@@ -73,6 +73,10 @@ class Smoother:
                 np.asarray(probs, np.float64), int(label), float(time), int(candidate), int(streak)
             )
 
+    def fits(self, n_classes: int) -> bool:
+        """Whether every restored state has ``n_classes`` finite probabilities."""
+        return all(st.probs.shape == (n_classes,) and np.isfinite(st.probs).all() for st in self._states.values())
+
     def forget(self, key: object) -> None:
         """Drop a track's state (the face left the video)."""
         self._states.pop(key, None)

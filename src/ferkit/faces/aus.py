@@ -282,9 +282,13 @@ class TrackBaseline:
 
     def restore(self, state: dict) -> None:
         """Continue from :meth:`state`."""
+        buf = [unpack_array(x) for x in state["buf"]]
+        offset = None if state["offset"] is None else unpack_array(state["offset"])
+        if any(x.shape != self.neutral.shape for x in [*buf, *([offset] if offset is not None else [])]):
+            raise ValueError("baseline arrays do not fit the features")
         self._buf.clear()
-        self._buf.extend(unpack_array(x) for x in state["buf"])
-        self._offset = None if state["offset"] is None else unpack_array(state["offset"])
+        self._buf.extend(buf)
+        self._offset = offset
 
     def correct(self, x: np.ndarray, quiet: bool) -> np.ndarray:
         """Return ``x`` corrected by the baseline so far (uncorrected during warm-up); a ``quiet`` (neutral-looking)

@@ -186,8 +186,13 @@ class SpeechDetector:
 
     def restore(self, state: dict) -> None:
         """Continue from :meth:`state`."""
-        self._ref = None if state["ref"] is None else unpack_array(state["ref"])
-        self._buf = deque((float(t), unpack_array(m), unpack_array(b)) for t, m, b in state["buf"])
+        ref = None if state["ref"] is None else unpack_array(state["ref"])
+        buf = deque((float(t), unpack_array(m), unpack_array(b)) for t, m, b in state["buf"])
+        if (ref is not None and ref.shape != (len(STABLE_POINTS), 3)) or any(
+            m.shape != (len(LIP_POINTS) * 3,) or b.shape != (len(BLENDSHAPES),) for _, m, b in buf
+        ):
+            raise ValueError("speech window arrays do not fit the mouth features")
+        self._ref, self._buf = ref, buf
         self._last_t = None if state["last_t"] is None else float(state["last_t"])
         rates = state["last_rates"]
         self.last_rates = None if rates is None else (float(rates[0]), float(rates[1]))

@@ -99,7 +99,11 @@ class FaceTracker:
 
     def restore(self, state: dict, prev_gray: np.ndarray) -> None:
         """Continue from :meth:`state` taken after the frame whose gray image is ``prev_gray``."""
-        self._next_id, self._last_detect, self._prev_time = state["next_id"], state["last_detect"], state["prev_time"]
+        self._next_id = int(state["next_id"])
+        self._last_detect = None if state["last_detect"] is None else float(state["last_detect"])
+        self._prev_time = None if state["prev_time"] is None else float(state["prev_time"])
+        if any(len(t["box"]) != 4 for t in state["tracks"]):
+            raise ValueError("a track box is not 4 numbers")
         self.tracks = [
             Track(
                 int(t["face_id"]),
