@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ferkit.errors import InputError
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
 from ferkit.evaluation.videos import dataset_kinds, evaluate_videos
-from ferkit.media.files import collect_inputs
+from ferkit.media.files import atomic_write_bytes, collect_inputs
 from ferkit.media.video import is_video, video_info
 from ferkit.models.base import EmotionModel, set_tta
 from ferkit.models.loading import load_model
@@ -241,20 +242,32 @@ def _labelled_logits(
         json.dumps([model.sha256, model.tta, str(dataset.resolve()), crops, split, detector, listing]).encode()
     ).hexdigest()[:16]
     cache = RESULTS_DIR / "cache" / f"logits-{model.name}-{key}.npz"
-    if cache.is_file():
-        got = np.load(cache)
-        z, y, n = got["logits"], got["labels"], int(got["n"])
+    got = _cached_logits(cache)
+    if got is not None:
+        z, y, n = got
     else:
         pred = predict_dataset(model, dataset, crops, detector=detector, files=files)
         found = ~np.isnan(pred.raw_logits).any(axis=1)
         z = pred.raw_logits[found]
         y = np.array([model.classes.index(t) for t, f in zip(pred.y_true, found, strict=True) if f])
         n = len(pred.y_true)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, logits=z, labels=y, n=n)
+        buf = io.BytesIO()
+        np.savez(buf, logits=z, labels=y, n=n)
+        atomic_write_bytes(cache, buf.getvalue())  # a killed run never leaves half a cache
     if not len(y):
         raise InputError(f"{dataset}: no face found in any of its {n} image(s) to calibrate on")
     return z, y, {"dataset": str(dataset.resolve()), "split": split, "crops": crops, "images": n, "faces": len(y)}
+
+
+def _cached_logits(cache: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A logits cache written by :func:`_labelled_logits`, or None (absent or unreadable: computed again)."""
+    import zipfile
+
+    try:
+        with np.load(cache, allow_pickle=False) as got:
+            return got["logits"], got["labels"], int(got["n"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def _unlabelled_logits(
