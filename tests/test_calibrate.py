@@ -181,15 +181,15 @@ def test_calibrate_cli_bad_input_is_one_line(tmp_path: Path) -> None:
 
 def test_logits_cache_is_written_whole_and_a_damaged_one_is_recomputed(tmp_path: Path) -> None:
 
-    from ferkit.api import _cached_logits
+    from ferkit.evaluation.calibration_inputs import cached_logits
     from ferkit.media.files import atomic_write_bytes
 
     cache = tmp_path / "logits.npz"
-    assert _cached_logits(cache) is None
+    assert cached_logits(cache) is None
     buf = io.BytesIO()
     np.savez(buf, logits=np.ones((2, 7)), labels=np.array([0, 3]), n=5)
     atomic_write_bytes(cache, buf.getvalue())
-    z, y, n = _cached_logits(cache)
+    z, y, n = cached_logits(cache)
     assert z.shape == (2, 7) and y.tolist() == [0, 3] and n == 5
     cache.write_bytes(buf.getvalue()[:100])  # half a file (a run killed mid-write before the atomic writes)
-    assert _cached_logits(cache) is None
+    assert cached_logits(cache) is None

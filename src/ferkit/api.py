@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit.analysis.checkpoint import StateFile, run_settings
-from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer
+from ferkit.analysis.pipeline import AnalyzeOptions
 from ferkit.analysis.records import (
     AU_RECORD_FIELDS,
     BASE_FIELDS,
@@ -25,11 +22,11 @@ from ferkit.analysis.resume import resume_from
 from ferkit.analysis.setup import ANALYSIS_THREADS as ANALYSIS_THREADS  # re-exported (benchmarks use it)
 from ferkit.analysis.setup import ModelArg, ModelSetup, make_analyzer
 from ferkit.errors import InputError
+from ferkit.evaluation.calibration_inputs import labelled_logits, score_summary, unlabelled_logits
 from ferkit.evaluation.scoring import evaluate as _evaluate_one
 from ferkit.evaluation.scoring import report, split_files
 from ferkit.evaluation.videos import dataset_kinds, evaluate_videos
-from ferkit.media.files import atomic_write_bytes, collect_inputs
-from ferkit.media.video import is_video, video_info
+from ferkit.media.files import collect_inputs
 from ferkit.models.base import EmotionModel, set_tta
 from ferkit.models.loading import load_model
 
@@ -229,95 +226,6 @@ def evaluate(
     return report(blocks)
 
 
-def _labelled_logits(
-    model: EmotionModel, dataset: Path, crops: bool, split: str, detector: str
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Raw logits and integer labels of a labelled folder (images without a face dropped), cached on disk."""
-    from ferkit.evaluation.scoring import predict_dataset
-    from ferkit.labels.folders import list_folder_dataset
-
-    files = split_files(model, split)
-    listing = [(str(i.path), i.path.stat().st_size, i.path.stat().st_mtime_ns) for i in list_folder_dataset(dataset)]
-    key = hashlib.sha256(
-        json.dumps([model.sha256, model.tta, str(dataset.resolve()), crops, split, detector, listing]).encode()
-    ).hexdigest()[:16]
-    cache = RESULTS_DIR / "cache" / f"logits-{model.name}-{key}.npz"
-    got = _cached_logits(cache)
-    if got is not None:
-        z, y, n = got
-    else:
-        pred = predict_dataset(model, dataset, crops, detector=detector, files=files)
-        found = ~np.isnan(pred.raw_logits).any(axis=1)
-        z = pred.raw_logits[found]
-        y = np.array([model.classes.index(t) for t, f in zip(pred.y_true, found, strict=True) if f])
-        n = len(pred.y_true)
-        buf = io.BytesIO()
-        np.savez(buf, logits=z, labels=y, n=n)
-        atomic_write_bytes(cache, buf.getvalue())  # a killed run never leaves half a cache
-    if not len(y):
-        raise InputError(f"{dataset}: no face found in any of its {n} image(s) to calibrate on")
-    return z, y, {"dataset": str(dataset.resolve()), "split": split, "crops": crops, "images": n, "faces": len(y)}
-
-
-def _cached_logits(cache: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """A logits cache written by :func:`_labelled_logits`, or None (absent or unreadable: computed again)."""
-    import zipfile
-
-    try:
-        with np.load(cache, allow_pickle=False) as got:
-            return got["logits"], got["labels"], int(got["n"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-
-
-def _unlabelled_logits(
-    model: EmotionModel, paths: list[Path], options: AnalyzeOptions
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Log-probabilities of every face the analyser finds in images/videos (uncalibrated model)."""
-    for p in paths:  # a named video without a picture is refused before a detector starts (MediaPipe may log)
-        if p.is_file() and is_video(p):
-            video_info(p)
-    analyzer = Analyzer(model, options)
-    rows = [
-        [r.probabilities[c] for c in model.classes]
-        for r in analyzer.iter_records(collect_inputs(paths), strict=[p for p in paths if not p.is_dir()])
-        if r.probabilities
-    ]
-    if not rows:
-        raise InputError(f"{', '.join(map(str, paths))}: no faces found to calibrate on")
-    z = np.log(np.clip(np.asarray(rows, np.float64), 1e-6, 1.0))
-    warnings = analyzer.warnings + [f"skipped {path}: {why}" for path, why in analyzer.skipped]
-    return z, {"inputs": [str(p) for p in paths], "faces": len(z), "fps": options.fps, "warnings": warnings}
-
-
-def _summary(z: np.ndarray, y: np.ndarray | None, target: np.ndarray | None, classes: list[str]) -> dict[str, Any]:
-    """Decision and confidence metrics of scores ``z`` (labels and/or target ratios where given)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
-
-    from ferkit.models.calibration import distribution_distance, expected_calibration_error, log_softmax
-
-    pred = z.argmax(axis=1)
-    hist = np.bincount(pred, minlength=len(classes)) / len(pred)
-    out: dict[str, Any] = {
-        "n": len(z),
-        "predicted_distribution": dict(zip(classes, hist.round(4).tolist(), strict=True)),
-    }
-    if target is not None:
-        out["distribution_distance"] = distribution_distance(pred, target)
-    if y is not None:
-        labels = list(range(len(classes)))
-        rec = recall_score(y, pred, labels=labels, average=None, zero_division=0)
-        out |= {
-            "accuracy": float(accuracy_score(y, pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-            "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro", zero_division=0)),
-            "recall": dict(zip(classes, rec.round(4).tolist(), strict=True)),
-            "ece": expected_calibration_error(np.exp(log_softmax(z)), y)[0],
-            "nll": float(-log_softmax(z)[np.arange(len(y)), y].mean()),
-        }
-    return out
-
-
 def calibrate(
     model: str | Path = "ferkit",
     dataset: str | Path | None = None,
@@ -353,11 +261,11 @@ def calibrate(
     truth: np.ndarray | None = None
     if dataset is not None:
         detector = (options or AnalyzeOptions()).detector
-        z, truth, info = _labelled_logits(emodel, Path(dataset), crops, split, detector)
+        z, truth, info = labelled_logits(emodel, Path(dataset), crops, split, detector, RESULTS_DIR / "cache")
     elif unlabelled:
         if objective != "distribution":
             raise InputError("unlabelled inputs can only be fitted with --objective distribution and --target")
-        z, info = _unlabelled_logits(emodel, unlabelled, options or AnalyzeOptions(crops=crops))
+        z, info = unlabelled_logits(emodel, unlabelled, options or AnalyzeOptions(crops=crops))
     else:
         raise InputError("give a labelled dataset folder or unlabelled inputs to calibrate on")
     y = None if objective == "distribution" else truth  # distribution matching never fits on labels
@@ -396,8 +304,8 @@ def calibrate(
     lab = None if truth is None else truth[held]
     cal.metrics = {
         "scored_on": "holdout" if holdout > 0 else "fit data (no holdout)",
-        "before": _summary(z[held], lab, tgt, emodel.classes),
-        "after": _summary(cal.apply(z[held]), lab, tgt, emodel.classes),
+        "before": score_summary(z[held], lab, tgt, emodel.classes),
+        "after": score_summary(cal.apply(z[held]), lab, tgt, emodel.classes),
     }
     folder = getattr(emodel, "folder", None)
     if output is None and folder is None:
