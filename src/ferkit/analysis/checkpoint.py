@@ -161,9 +161,7 @@ def _checkpoint(cp: Any) -> Checkpoint | None:
     src, idx, state, ident = cp.get("source"), cp.get("frame_index"), cp.get("state"), cp.get("identity")
     if not (isinstance(src, str) and type(idx) is int and idx >= 0 and isinstance(state, dict)):
         return None
-    if not isinstance(ident, dict):
-        return None
-    return Checkpoint(src, idx, state, ident)
+    return Checkpoint(src, idx, state, ident) if isinstance(ident, dict) else None
 
 
 def usable(cp: Checkpoint, path: Path) -> bool:

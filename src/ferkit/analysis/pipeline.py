@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,10 +18,10 @@ from ferkit.analysis.smoothing import Smoother
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop
 from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, still_crop
-from ferkit.faces.detectors import DETECTORS, Detector, Face, create_detector
+from ferkit.faces.detectors import Detector, Face, check_detector, create_detector
 from ferkit.faces.tracking import FaceTracker
 from ferkit.media.images import Frame, image_frame
-from ferkit.media.video import MAX_FPS, is_video, iter_video
+from ferkit.media.video import check_fps, is_video, iter_video
 from ferkit.models.base import EmotionModel, resolve_tta, set_tta
 from ferkit.models.ensemble import CropKind, Ensemble, FaceScores
 
@@ -49,10 +48,8 @@ class AnalyzeOptions:
 
     def __post_init__(self) -> None:
         """Values outside their domain are one ``InputError`` here, for the Python API as for the CLI."""
-        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
-            raise InputError(f"--fps must be a number in (0, {MAX_FPS:g}] or 'all', got {self.fps}")
-        if self.detector not in DETECTORS:
-            raise InputError(f"--detector: unknown detector {self.detector!r} (known: {', '.join(DETECTORS)})")
+        check_fps(self.fps)
+        check_detector(self.detector)
         for name, value, lo, hi in (
             ("--detect-interval", self.detect_interval, 0, 3600),
             ("--checkpoint-every", self.checkpoint_seconds, 0, 3600),
@@ -196,9 +193,10 @@ class Analyzer:
             if au_tracks is not None:
                 au_tracks.restore(state["aus"])
         snapshots = video and tracker is not None and self.checkpoint is not None
-        last = [time.monotonic()]
+        last = time.monotonic()
 
         def pending() -> Iterator[tuple[Path, _Pending]]:
+            nonlocal last
             for f in frames:
                 if f.index < start_after or (f.index == start_after and state is None):
                     continue
@@ -207,8 +205,8 @@ class Analyzer:
                         tracker.restore(state["tracker"], f.gray)  # type: ignore[index]
                     continue
                 p = self._faces(f, tracker)
-                if snapshots and time.monotonic() - last[0] >= self.options.checkpoint_seconds:
-                    p.tracker_state, last[0] = tracker.state(), time.monotonic()  # type: ignore[union-attr]
+                if snapshots and time.monotonic() - last >= self.options.checkpoint_seconds:
+                    p.tracker_state, last = tracker.state(), time.monotonic()  # type: ignore[union-attr]
                 yield path, p
 
         for _, p, scores in self._scored(pending()):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,14 +20,13 @@ from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, che
 def _parse_fps(value: str) -> float | None:
     if value.strip().lower() == "all":
         return None
-    from ferkit.media.video import MAX_FPS
+    from ferkit.media.video import check_fps
 
     try:
         fps = float(value)
     except ValueError:
         raise InputError(f"--fps must be a number or 'all', got {value!r}") from None
-    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise InputError(f"--fps must be a number in (0, {MAX_FPS:g}] or 'all', got {value}")
+    check_fps(fps, value)
     return fps
 
 
@@ -62,18 +60,8 @@ def _guarded_outputs(paths: list[Path], output: Path | None, fmt: str) -> Iterat
         yield
 
 
-def _check_detector(detector: str) -> None:
-    from ferkit.faces.detectors import DETECTORS
-
-    if detector not in DETECTORS:
-        raise InputError(f"--detector: unknown detector {detector!r} (known: {', '.join(DETECTORS)})")
-
-
-def _check_analyze_options(paths: list[Path], detector: str, detect_interval: float, gate_threshold: float) -> None:
-    """Option values outside their domain are refused even where this run would not use them (--crops, no --gate)."""
-    _check_detector(detector)
-    if not (math.isfinite(detect_interval) and 0 <= detect_interval <= 3600):
-        raise InputError(f"--detect-interval must be seconds in [0, 3600], got {detect_interval}")
+def _check_gate_threshold(gate_threshold: float) -> None:
+    """Refused even without --gate (AnalyzeOptions refuses --detector and --detect-interval even with --crops)."""
     if not 0 <= gate_threshold <= 1:  # also refuses nan
         raise InputError(f"--gate-threshold must be a probability in [0, 1], got {gate_threshold}")
 
@@ -167,7 +155,7 @@ def analyze(
         def tick(rec: FaceRecord) -> None:
             bar.update(task, description=f"analysing {Path(rec.source).name}", advance=1)
 
-        _check_analyze_options(paths, detector, detect_interval, gate_threshold)
+        _check_gate_threshold(gate_threshold)
         if gate is None and gate_class is not None:
             raise InputError("--gate-class needs --gate")
         if reliability is not None and not reliability.is_file():
@@ -214,7 +202,9 @@ def evaluate(
     from ferkit.models.loading import load_model
 
     _check_report_outputs(report_file, out_dir, datasets)
-    _check_detector(detector)
+    from ferkit.faces.detectors import check_detector
+
+    check_detector(detector)
     video_fps = _parse_fps(fps)
     cal = _calibration(calibration, no_calibration, len(model))
     models = [load_model(m, calibration=cal) for m in model]  # load (and hash-check) every model before any work

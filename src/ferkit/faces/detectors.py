@@ -73,10 +73,15 @@ def register_detector(name: str) -> Callable[[type[Detector]], type[Detector]]:
     return wrap
 
 
-def create_detector(name: str = "blazeface", **kwargs: object) -> Detector:
-    """Build a registered detector; ``ValueError`` names the known ones."""
+def check_detector(name: str) -> None:
+    """``InputError`` naming the known detectors unless ``name`` is registered."""
     if name not in DETECTORS:
-        raise InputError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
+        raise InputError(f"--detector: unknown detector {name!r} (known: {', '.join(DETECTORS)})")
+
+
+def create_detector(name: str = "blazeface", **kwargs: object) -> Detector:
+    """Build a registered detector (:func:`check_detector` first)."""
+    check_detector(name)
     return DETECTORS[name](**kwargs)
 
 
