@@ -20,7 +20,7 @@ import numpy as np
 
 from ferkit.errors import ModelError
 from ferkit.faces.au_features import FEATURE_NAMES, MIRROR_INDEX
-from ferkit.faces.aus import STILL_PAD, STILL_SIZE, AuModel, LandmarkerPool
+from ferkit.faces.aus import STILL_SIZE, AuModel, LandmarkerPool, still_crop
 from ferkit.faces.landmarker import prepare_crop
 from ferkit.models import schema as s
 from ferkit.models.base import AU_WEIGHTS_FILE, MAX_INPUT_SIZE, EmotionModel, check_weights_file, sha256_file
@@ -42,11 +42,11 @@ RETRY_PAD, RETRY_BORDER = 0.4, "constant"
 
 
 def landmarker_input(crop: np.ndarray, retry: bool = False) -> np.ndarray:
-    """The landmarker's view of one model crop (gray or RGB uint8), ``STILL_SIZE`` px RGB: padded by ``STILL_PAD``
-    with replicated edges as ``--crops --aus`` does, or for the ``retry`` by ``RETRY_PAD`` in black."""
+    """The landmarker's view of one model crop (gray or RGB uint8), ``STILL_SIZE`` px RGB: padded as ``--crops --aus``
+    does (:func:`~ferkit.faces.aus.still_crop`), or for the ``retry`` by ``RETRY_PAD`` in black."""
     if retry:
         return prepare_crop(crop, RETRY_PAD, STILL_SIZE, RETRY_BORDER)[0]
-    return prepare_crop(crop, STILL_PAD, STILL_SIZE)[0]
+    return still_crop(crop)
 
 
 def fit_features(pool: LandmarkerPool, crops: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
