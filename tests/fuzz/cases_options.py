@@ -211,6 +211,16 @@ for value, expect in [("nan", "usage_error"), ("-1", "usage_error"), ("-inf", "u
         )
     )  # fmt: skip
 
+for value, expect in [("nan", "usage_error"), ("-1", "usage_error"), ("inf", "usage_error"), ("1e308", "usage_error"),
+                      ("2s", "usage_error"), ("0", "ok")]:  # fmt: skip
+    register(
+        FuzzCase(
+            f"analyze/checkpoint-every-{value}", "analyze", "options",
+            ["analyze", "v.mp4", "--fps", "all", f"--checkpoint-every={value}", "--no-plots", "-o", "out.jsonl"],
+            setup=_blank, expect=expect, check=expect_records("out.jsonl", n=10),  # type: ignore[arg-type]
+        )
+    )  # fmt: skip
+
 # --- analyze: other string options -------------------------------------------------------------------------------
 
 for cid, extra in [
