@@ -201,22 +201,16 @@ register(
     )
 )  # fmt: skip
 
-for value, expect in [("nan", "usage_error"), ("-1", "usage_error"), ("-inf", "usage_error"), ("inf", "either"),
-                      ("1e308", "either"), ("0", "ok")]:  # fmt: skip
+for option, value, expect in [
+    *[("detect-interval", v, e) for v, e in [("nan", "usage_error"), ("-1", "usage_error"), ("-inf", "usage_error"),
+                                             ("inf", "either"), ("1e308", "either"), ("0", "ok")]],
+    *[("checkpoint-every", v, e) for v, e in [("nan", "usage_error"), ("-1", "usage_error"), ("inf", "usage_error"),
+                                              ("1e308", "usage_error"), ("2s", "usage_error"), ("0", "ok")]],
+]:  # fmt: skip
     register(
         FuzzCase(
-            f"analyze/detect-interval-{value}", "analyze", "options",
-            ["analyze", "v.mp4", "--fps", "all", f"--detect-interval={value}", "--no-plots", "-o", "out.jsonl"],
-            setup=_blank, expect=expect, check=expect_records("out.jsonl", n=10),  # type: ignore[arg-type]
-        )
-    )  # fmt: skip
-
-for value, expect in [("nan", "usage_error"), ("-1", "usage_error"), ("inf", "usage_error"), ("1e308", "usage_error"),
-                      ("2s", "usage_error"), ("0", "ok")]:  # fmt: skip
-    register(
-        FuzzCase(
-            f"analyze/checkpoint-every-{value}", "analyze", "options",
-            ["analyze", "v.mp4", "--fps", "all", f"--checkpoint-every={value}", "--no-plots", "-o", "out.jsonl"],
+            f"analyze/{option}-{value}", "analyze", "options",
+            ["analyze", "v.mp4", "--fps", "all", f"--{option}={value}", "--no-plots", "-o", "out.jsonl"],
             setup=_blank, expect=expect, check=expect_records("out.jsonl", n=10),  # type: ignore[arg-type]
         )
     )  # fmt: skip
