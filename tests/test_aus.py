@@ -175,3 +175,51 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and "rule 'x': when: unknown name 'AU99'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_au_schedule_fits_each_track_at_most_rate_per_second() -> None:
+    from ferkit.analysis.au_tracks import AuSchedule
+
+    schedule = AuSchedule(15.0)
+    due = [schedule.due([0], i / 30) for i in range(30)]  # one second of a 30 frames/s video
+    assert [d[0] for d in due] == [True, False] * 15
+    assert schedule.due([0, 1], 30 / 30) == [True, True] and schedule.due([0, 1], 31 / 30) == [False, False]
+    assert schedule.due([1, 2], 32 / 30) == [True, True]  # a new track is fitted at once
+    copy = AuSchedule(15.0)
+    copy.restore(json.loads(json.dumps(schedule.state())))
+    assert copy.due([1, 2, 3], 33 / 30) == schedule.due([1, 2, 3], 33 / 30) == [False, False, True]
+    assert all(AuSchedule(None).due([0], i / 30) == [True] for i in range(5))  # None: every frame
+    assert AuSchedule(15.0).due([0, 1], None) == [True, True]  # stills: always
+
+
+def test_video_fits_at_au_fps_and_repeats_fields_between() -> None:
+    import ferkit
+
+    clip = DATA / "video_labelled" / "happy" / "mead_M030_front_happy_level3_001.mp4"
+    fitted: list[int] = []
+    fit_many = LandmarkerPool.fit_many
+
+    def counting(self, crops, sizes):
+        fitted.append(len(crops))
+        return fit_many(self, crops, sizes)
+
+    LandmarkerPool.fit_many = counting  # type: ignore[method-assign]
+    runs, counts = {}, {}
+    try:
+        for rate in (None, 15.0):
+            fitted.clear()
+            recs = ferkit.analyze(clip, fps=None, aus=True, au_processes=0, au_fps=rate)
+            runs[rate], counts[rate] = [r for r in recs if r["face_id"] is not None], sum(fitted)
+    finally:
+        LandmarkerPool.fit_many = fit_many  # type: ignore[method-assign]
+    every, capped = runs[None], runs[15.0]
+    assert counts[None] == len(every) and len(capped) == len(every) >= 60  # the same faces either way
+    assert abs(counts[15.0] - len(capped) / 2) <= 3  # a 30 frames/s clip: every second face frame is fitted
+    changed = [a["aus"] != b["aus"] for a, b in zip(capped, capped[1:], strict=False)]
+    assert sum(changed) <= counts[15.0]  # fields change only where a fit is new; held frames repeat the one before
+    assert sum(a["aus"] != b["aus"] for a, b in zip(every, every[1:], strict=False)) > len(every) * 0.9
+    keys = list(every[0]["aus"])
+    diff = np.array([[a["aus"][k] - b["aus"][k] for k in keys] for a, b in zip(every, capped, strict=True)])
+    jitter = np.array([[a["aus"][k] - b["aus"][k] for k in keys] for a, b in zip(every, every[1:], strict=False)])
+    print("mean |every - capped|", np.abs(diff).mean(), "frame-to-frame", np.abs(jitter).mean())
+    assert np.abs(diff).mean() < 1.5 * np.abs(jitter).mean()  # holding a fit costs about one frame's change

@@ -120,12 +120,20 @@ def _tamper(state: dict, how: str) -> None:
     elif how == "types":
         cp["tracker"] = "x"
     elif how == "array":
-        cp["aus"] = {"baselines": {"0": {"buf": [["object", [1], [1]]], "offset": None}}, "speech": {}, "rules": []}
+        cp["aus"] = {
+            "last": {},
+            "baselines": {"0": {"buf": [["object", [1], [1]]], "offset": None}},
+            "speech": {},
+            "rules": [],
+        }
+    elif how == "schedule":
+        cp["au_schedule"] = {"0": "soon"}
 
 
-@pytest.mark.parametrize("how", ["box", "probs", "types", "array"])
+@pytest.mark.parametrize("how", ["box", "probs", "types", "array", "schedule"])
 def test_a_damaged_checkpoint_costs_time_not_records(tmp_path: Path, how: str) -> None:
-    opts = AnalyzeOptions(fps=None, aus=how == "array", au_processes=0, checkpoint_seconds=0.0)
+    aus = how in ("array", "schedule")
+    opts = AnalyzeOptions(fps=None, aus=aus, au_processes=0, checkpoint_seconds=0.0)
     full, out = tmp_path / "full.jsonl", tmp_path / "o.jsonl"
     total = _run(full, TALKING, opts)
     _run(out, TALKING, opts, stop_after=30)

@@ -43,6 +43,7 @@ _OPTIONS = {
     "smoothing": "the smoothing (tau, margin, k)",
     "aus": "--aus",
     "au_baseline": "the AU baseline",
+    "au_fps": "--au-fps",
     "rules": "--rules",
 }
 
@@ -79,6 +80,7 @@ def run_settings(analyzer: Analyzer) -> dict[str, Any]:
         "smoothing": [o.tau, o.margin, o.k],
         "aus": o.aus,
         "au_baseline": o.au_baseline,
+        "au_fps": o.au_fps,
         "rules": rules,
     }
 

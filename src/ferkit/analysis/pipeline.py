@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkit.analysis.au_tracks import AuTracks
+from ferkit.analysis.au_tracks import HELD, AuSchedule, AuTracks, Held
 from ferkit.analysis.hardcases import RuleSet
 from ferkit.analysis.records import SENTIMENT, FaceRecord, source_name
 from ferkit.analysis.smoothing import Smoother
@@ -44,11 +44,13 @@ class AnalyzeOptions:
     rules: str | Path | None = None  # hard-case rules file (None: the shipped one); only with aus
     au_baseline: bool = True  # video: correct AU features by each track's own neutral baseline (stills: never)
     au_processes: int = 2  # landmarker worker processes (MediaPipe holds the GIL; 0: fit in the model threads)
+    au_fps: float | None = 15.0  # video: landmarker fits per face per second at most (None: all); see AuSchedule
     checkpoint_seconds: float = 2.0  # seconds of video work between resume checkpoints (output.state.json)
 
     def __post_init__(self) -> None:
         """Values outside their domain are one ``InputError`` here, for the Python API as for the CLI."""
         check_fps(self.fps)
+        check_fps(self.au_fps, option="--au-fps")
         check_detector(self.detector)
         for name, value, lo, hi in (
             ("--detect-interval", self.detect_interval, 0, 3600),
@@ -70,9 +72,9 @@ class _Pending:
     timestamp: float | None
     faces: list[tuple[int, Face, str]]  # (face_id, face, alignment kind)
     crops: dict[CropKind, list[np.ndarray]]  # one crop per face for each (size, channels) the models need
-    au_crops: list[np.ndarray] | None = None  # --aus: one landmarker crop per face (RGB)
-    au_fits: list[AuFit | None] | None = None  # --aus: filled by the model workers
-    tracker_state: dict | None = None  # a resume checkpoint is written once this frame's records are out
+    au_crops: list[np.ndarray | None] | None = None  # --aus: one landmarker crop per face (RGB; None: not due)
+    au_fits: list[AuFit | Held | None] | None = None  # --aus: filled by the model workers
+    snapshot: dict | None = None  # tracker (and AU schedule) state: a checkpoint once this frame's records are out
 
 
 @dataclass
@@ -188,6 +190,7 @@ class Analyzer:
         tracker = self._tracker()
         smoother = self._smoother()
         au_tracks = self._au_tracks(video)
+        schedule = AuSchedule(self.options.au_fps) if au_tracks is not None else None
         if state is not None:
             smoother.restore(state["smoother"])
             if au_tracks is not None:
@@ -203,20 +206,21 @@ class Analyzer:
                 if f.index == start_after:  # the checkpoint frame: its pixels are the tracker's previous frame
                     if tracker is not None:
                         tracker.restore(state["tracker"], f.gray)  # type: ignore[index]
+                    if schedule is not None:
+                        schedule.restore(state["au_schedule"])  # type: ignore[index]
                     continue
-                p = self._faces(f, tracker)
+                p = self._faces(f, tracker, schedule)
                 if snapshots and time.monotonic() - last >= self.options.checkpoint_seconds:
-                    p.tracker_state, last = tracker.state(), time.monotonic()  # type: ignore[union-attr]
+                    p.snapshot = {"tracker": tracker.state(), "au_schedule": schedule and schedule.state()}  # type: ignore[union-attr]
+                    last = time.monotonic()
                 yield path, p
 
         for _, p, scores in self._scored(pending()):
             yield from self._records(source_name(path), [p], scores, smoother, au_tracks)
-            if p.tracker_state is not None and self.checkpoint is not None:  # every record of p is written now
-                ids = [t["face_id"] for t in p.tracker_state["tracks"]]
+            if p.snapshot is not None and self.checkpoint is not None:  # every record of p is written now
+                ids = [t["face_id"] for t in p.snapshot["tracker"]["tracks"]]
                 aus = au_tracks.state(ids) if au_tracks is not None else None
-                self.checkpoint(
-                    path, p.index, {"tracker": p.tracker_state, "smoother": smoother.state(ids), "aus": aus}
-                )
+                self.checkpoint(path, p.index, {**p.snapshot, "smoother": smoother.state(ids), "aus": aus})
 
     def state_fits(self, state: dict) -> bool:
         """Whether a checkpoint's state restores into this run's tracker, smoother and AU tracks; a damaged one is
@@ -228,6 +232,7 @@ class Analyzer:
             smoother.restore(state["smoother"])
             if au_tracks is not None:
                 au_tracks.restore(state["aus"])
+                AuSchedule(None).restore(state["au_schedule"])
             return smoother.fits(len(self.classes))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return False
@@ -297,7 +302,7 @@ class Analyzer:
             return None
         return AuTracks(self.au_model, self.rules, baseline=video and self.options.au_baseline)
 
-    def _faces(self, frame: Frame, tracker: FaceTracker | None) -> _Pending:
+    def _faces(self, frame: Frame, tracker: FaceTracker | None, schedule: AuSchedule | None = None) -> _Pending:
         kinds = self.ensemble.crop_kinds
         images: dict[str, np.ndarray] = {}
 
@@ -314,23 +319,29 @@ class Analyzer:
             return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops, au_crops)
         faces: list[tuple[int, Face, str]] = []
         crops = {k: [] for k in kinds}
-        au_crops: list[np.ndarray] | None = [] if aus else None
-        for t in tracker.update(frame):
+        au_crops: list[np.ndarray | None] | None = [] if aus else None
+        tracks = tracker.update(frame)
+        due = schedule.due([t.face_id for t in tracks], frame.timestamp) if schedule else [True] * len(tracks)
+        for t, fit in zip(tracks, due, strict=True):
             for size, ch in kinds:
                 crop, kind = align_face(image(ch), t.face, size, self.options.template)
                 crops[(size, ch)].append(crop)
             faces.append((t.face_id, t.face, kind))
             if au_crops is not None:
-                au_crops.append(au_crop(frame.rgb(), t.face.box))
+                au_crops.append(au_crop(frame.rgb(), t.face.box) if fit else None)
         return _Pending(frame.index, frame.timestamp, faces, crops, au_crops)
 
     def _probs(self, batch: list[_Pending]) -> list[FaceScores]:
         if self.landmarkers is not None:  # the landmarker runs here, in the worker threads, beside the models
-            crops = [c for p in batch for c in p.au_crops or []]
-            sizes = [float(face.box[2]) for p in batch if p.au_crops for _, face, _ in p.faces]
-            fits = self.landmarkers.fit_many(crops, sizes)
+            due = [
+                (c, float(f.box[2]))
+                for p in batch
+                for c, (_, f, _) in zip(p.au_crops or [], p.faces, strict=True)
+                if c is not None
+            ]
+            fits = iter(self.landmarkers.fit_many([c for c, _ in due], [px for _, px in due]))
             for p in batch:
-                p.au_fits, fits = fits[: len(p.au_crops or [])], fits[len(p.au_crops or []) :]
+                p.au_fits = [HELD if c is None else next(fits) for c in p.au_crops or []]
         crops = {k: [c for p in batch for c in p.crops[k]] for k in self.ensemble.crop_kinds}
         if not crops[self.ensemble.crop_kinds[0]]:
             return []

@@ -17,7 +17,7 @@ from ferkit.errors import InputError
 from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, check_writable
 
 
-def _parse_fps(value: str) -> float | None:
+def _parse_fps(value: str, option: str = "--fps") -> float | None:
     if value.strip().lower() == "all":
         return None
     from ferkit.media.video import check_fps
@@ -25,8 +25,8 @@ def _parse_fps(value: str) -> float | None:
     try:
         fps = float(value)
     except ValueError:
-        raise InputError(f"--fps must be a number or 'all', got {value!r}") from None
-    check_fps(fps, value)
+        raise InputError(f"{option} must be a number or 'all', got {value!r}") from None
+    check_fps(fps, value, option)
     return fps
 
 
@@ -133,6 +133,11 @@ def analyze(
         "per face (runs MediaPipe's face landmarker on each face).",
     ),
     rules: Path | None = path_option(None, help="Hard-case rules TOML for --aus (default: the shipped rules)."),
+    au_fps: str = typer.Option(
+        "15",
+        help="Video with --aus: landmarker fits per face per second at most ('all': every frame); frames between "
+        "repeat the face's last AU fields.",
+    ),
 ) -> None:
     """Detect, align and classify faces; write one record per face per sampled frame."""
     from ferkit.analysis.pipeline import AnalyzeOptions
@@ -147,6 +152,7 @@ def analyze(
         detect_interval=detect_interval,
         aus=aus,
         rules=rules,
+        au_fps=_parse_fps(au_fps, "--au-fps"),
         checkpoint_seconds=checkpoint_every,
     )
     with progress() as bar:

@@ -75,11 +75,11 @@ def video_info(path: Path) -> VideoInfo:
         return VideoInfo(s.codec_context.width, s.codec_context.height, rate, int(s.frames or 0), dur)
 
 
-def check_fps(fps: float | None, shown: str | None = None) -> None:
-    """``InputError`` unless ``fps`` is a sampling rate in (0, :data:`MAX_FPS`] or None (every frame); ``shown``: the
-    value as the user typed it, for the message."""
+def check_fps(fps: float | None, shown: str | None = None, option: str = "--fps") -> None:
+    """``InputError`` unless ``fps`` is a rate in (0, :data:`MAX_FPS`] or None (every frame); ``shown``: the value as
+    the user typed it, for the message."""
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise InputError(f"--fps must be a number in (0, {MAX_FPS:g}] or 'all', got {shown or fps}")
+        raise InputError(f"{option} must be a number in (0, {MAX_FPS:g}] or 'all', got {shown or fps}")
 
 
 def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None = None) -> Iterator[Frame]:
