@@ -39,7 +39,9 @@ def run_config(video: str, mode: str) -> dict:
     det = create_detector("blazeface")
     model.predict_proba(np.zeros((1, model.input_size, model.input_size), np.uint8))
     load_s = time.perf_counter() - t_load
-    list(Analyzer(model, AnalyzeOptions(fps=None), _detector=det).iter_source(Path(video)))  # warm-up pass
+    aus = mode.startswith("ferkit-aus")
+    # warm-up pass (with --aus it also starts the landmarker worker processes, shared by every later analyzer)
+    list(Analyzer(model, AnalyzeOptions(fps=None, aus=aus), _detector=det).iter_source(Path(video)))
     t0 = time.perf_counter()
     if mode == "decode":
         n = sum(1 for _ in iter_video(Path(video), None))
@@ -48,7 +50,6 @@ def run_config(video: str, mode: str) -> dict:
     else:
         interval = 0.0 if mode == "ferkit-detect-every-frame" else 0.3
         model.tta = "flip" if mode == "ferkit-tta-flip" else "none"
-        aus = mode.startswith("ferkit-aus")
         opts = AnalyzeOptions(fps=None, detect_interval=interval, aus=aus, au_fps=None if "every" in mode else 15.0)
         analyzer = Analyzer(model, opts, _detector=det)
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as out:

@@ -5,6 +5,7 @@ round-trips the AU fields, and a run without --aus writes exactly what it wrote 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import shutil
 import subprocess
@@ -215,11 +216,11 @@ def test_video_fits_at_au_fps_and_repeats_fields_between() -> None:
     every, capped = runs[None], runs[15.0]
     assert counts[None] == len(every) and len(capped) == len(every) >= 60  # the same faces either way
     assert abs(counts[15.0] - len(capped) / 2) <= 3  # a 30 frames/s clip: every second face frame is fitted
-    changed = [a["aus"] != b["aus"] for a, b in zip(capped, capped[1:], strict=False)]
+    changed = [a["aus"] != b["aus"] for a, b in itertools.pairwise(capped)]
     assert sum(changed) <= counts[15.0]  # fields change only where a fit is new; held frames repeat the one before
-    assert sum(a["aus"] != b["aus"] for a, b in zip(every, every[1:], strict=False)) > len(every) * 0.9
+    assert sum(a["aus"] != b["aus"] for a, b in itertools.pairwise(every)) > len(every) * 0.9
     keys = list(every[0]["aus"])
     diff = np.array([[a["aus"][k] - b["aus"][k] for k in keys] for a, b in zip(every, capped, strict=True)])
-    jitter = np.array([[a["aus"][k] - b["aus"][k] for k in keys] for a, b in zip(every, every[1:], strict=False)])
+    jitter = np.array([[a["aus"][k] - b["aus"][k] for k in keys] for a, b in itertools.pairwise(every)])
     print("mean |every - capped|", np.abs(diff).mean(), "frame-to-frame", np.abs(jitter).mean())
     assert np.abs(diff).mean() < 1.5 * np.abs(jitter).mean()  # holding a fit costs about one frame's change
