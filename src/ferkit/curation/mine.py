@@ -1,0 +1,326 @@
+"""``ferkit mine``: run the analysis over videos and folders and keep the faces worth a human look in a queue.
+
+Each source is analysed by the ordinary pipeline (:func:`ferkit.analysis.setup.make_analyzer`); a second decoder
+walks the same sampled frames beside the records, for the pixels of the faces kept. Sources finished with the same
+settings are skipped on a rerun; an interrupted source is mined again from its start, and faces already stored are
+not added twice (ids are digests of source, frame and track, and the run is deterministic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ferkit.analysis.pipeline import AnalyzeOptions
+from ferkit.analysis.records import FaceRecord, source_name
+from ferkit.analysis.setup import ModelSetup, make_analyzer
+from ferkit.curation.filters import (
+    Flicker,
+    MineRules,
+    NearDuplicates,
+    StaticTracks,
+    face_patch,
+    norm_entropy,
+    priority,
+    quality_problem,
+    reasons_of,
+    sharpness,
+    yaw_of,
+)
+from ferkit.curation.queue import Queue, QueuedFace
+from ferkit.errors import InputError
+from ferkit.faces.align import align_face
+from ferkit.faces.detectors import Detector, Face, create_detector
+from ferkit.media.files import OutputLock, atomic_write_bytes, collect_inputs, source_identity
+from ferkit.media.images import Frame, image_frame
+from ferkit.media.video import is_video, iter_video, video_info
+
+CROP_SIZE = 112
+THUMB_SIDE = 320
+
+
+@dataclass
+class MineOptions:
+    """What ``ferkit mine`` runs and keeps."""
+
+    fps: float | None = 5.0
+    models: Sequence[str] = ("ferkit",)
+    aus: bool = False
+    detector: str = "blazeface"
+    cap: int | None = 200  # faces kept per source at most (lowest priority evicted first); None: no cap
+    rules: MineRules = field(default_factory=MineRules)
+
+    def settings(self) -> str:
+        """The settings a finished source was mined with (another value mines it again)."""
+        return json.dumps({**asdict(self), "models": list(self.models)}, sort_keys=True)
+
+
+@dataclass
+class MineSummary:
+    """Counts of one ``mine`` run."""
+
+    sources: int = 0
+    already_done: int = 0
+    faces_seen: int = 0
+    candidates: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    kept_reasons: Counter = field(default_factory=Counter)
+    video_seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["dropped"], d["kept_reasons"] = dict(self.dropped), dict(self.kept_reasons)
+        return d
+
+
+def source_key(path: Path) -> str:
+    """A source's identity: its file (device, inode), size and modification time — any spelling, changed → new."""
+    ident = source_identity(path)
+    return hashlib.sha1(f"{ident['dev']}:{ident['ino']}:{ident['size']}:{ident['mtime_ns']}".encode()).hexdigest()[:16]
+
+
+def face_id(key: str, frame_index: int, track: int | None) -> str:
+    return hashlib.sha1(f"{key}:{frame_index}:{track}".encode()).hexdigest()[:16]
+
+
+class _Frames:
+    """The sampled frames of one source, walked forward to the frame of each record."""
+
+    def __init__(self, path: Path, fps: float | None) -> None:
+        self.it: Iterator[Frame] = iter_video(path, fps) if is_video(path) else iter([image_frame(path)])
+        self.cur: Frame | None = None
+
+    def at(self, index: int) -> Frame | None:
+        while self.cur is None or self.cur.index < index:
+            self.cur = next(self.it, None)
+            if self.cur is None:
+                return None
+        return self.cur if self.cur.index == index else None
+
+
+def _refit(detector: Detector, rgb: np.ndarray, box: list[float]) -> Face:
+    """The face at ``box`` with the detector's keypoints (detected again around it), or the box alone."""
+    x, y, w, h = box
+    H, W = rgb.shape[:2]
+    x0, y0 = max(0, int(x - w / 2)), max(0, int(y - h / 2))
+    x1, y1 = min(W, int(x + 1.5 * w)), min(H, int(y + 1.5 * h))
+    best, best_iou = None, 0.3
+    if x1 - x0 > 8 and y1 - y0 > 8:
+        for f in detector.detect(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
+            fx, fy, fw, fh = f.box[0] + x0, f.box[1] + y0, f.box[2], f.box[3]
+            ix = max(0.0, min(x + w, fx + fw) - max(x, fx))
+            iy = max(0.0, min(y + h, fy + fh) - max(y, fy))
+            iou = ix * iy / (w * h + fw * fh - ix * iy)
+            if iou > best_iou:
+                kp = {k: (px + x0, py + y0) for k, (px, py) in f.keypoints.items()}
+                best, best_iou = Face((fx, fy, fw, fh), f.score, kp), iou
+    return best or Face((x, y, w, h), 1.0)
+
+
+def context_jpeg(rgb: np.ndarray, box: list[float]) -> bytes:
+    """The frame scaled to :data:`THUMB_SIDE` with the face's box drawn, as JPEG."""
+    scale = min(1.0, THUMB_SIDE / max(rgb.shape[:2]))
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
+    x, y, w, h = (int(round(v * scale)) for v in box)
+    cv2.rectangle(small, (x, y), (x + w, y + h), (255, 64, 64), 2)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes()
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes()
+
+
+@dataclass
+class _Item:
+    face: QueuedFace
+    crop: bytes
+    context: bytes
+    reasons: list[str]
+
+
+class Miner:
+    """Mines sources into a :class:`Queue` (see :func:`mine`)."""
+
+    def __init__(self, queue: Queue, options: MineOptions, setup: ModelSetup | None = None) -> None:
+        self.queue, self.options, self.rules = queue, options, options.rules
+        aopts = AnalyzeOptions(fps=options.fps, aus=options.aus, detector=options.detector)
+        self.analyzer = make_analyzer(setup or ModelSetup(list(options.models)), aopts)
+        self.detector = create_detector(options.detector)
+        self.summary = MineSummary()
+
+    def mine(self, paths: Sequence[Path], progress: Callable[[str, float], None] | None = None) -> MineSummary:
+        strict = {Path(p) for p in paths if not Path(p).is_dir()}
+        settings = self.options.settings()
+        for src in collect_inputs(paths):
+            key = source_key(src)
+            if self.queue.source_done(key, settings):
+                self.summary.already_done += 1
+                continue
+            try:
+                self._source(src, key, settings, progress)
+            except InputError as e:
+                if src in strict:
+                    raise
+                self.summary.skipped.append((str(src), str(e)))
+        self.summary.warnings = list(self.analyzer.warnings)
+        return self.summary
+
+    def _source(self, src: Path, key: str, settings: str, progress: Callable[[str, float], None] | None) -> None:
+        frames = _Frames(src, self.options.fps)
+        self.queue.start_source(key, source_name(src), settings)
+        dropped: Counter = Counter()
+        kept = [0]
+
+        def release(item: _Item) -> None:
+            status = self._store(item, dropped)
+            kept[0] += status
+
+        def drop(item: _Item) -> None:
+            dropped["static"] += 1
+
+        static = StaticTracks(self.rules, release, drop)
+        flicker, dupes = Flicker(self.rules), NearDuplicates(self.rules)
+        seen = 0
+        for rec in self.analyzer.iter_source(src):
+            if rec.face_id is None or rec.box is None:
+                continue
+            seen += 1
+            frame = frames.at(rec.frame_index)
+            if frame is None:  # cannot happen with the same sampling; counted, never stored without pixels
+                dropped["no_pixels"] += 1
+                continue
+            t = rec.timestamp
+            if t is not None:
+                static.update(rec.face_id, t, rec.box, face_patch(frame.gray, rec.box))
+                static.evict(t)
+            item = self._candidate(rec, key, frame, flicker.update(rec.face_id, t, rec.emotion), dupes, dropped)
+            if progress:
+                progress(source_name(src), t or 0.0)
+            if item is None:
+                continue
+            if t is None:
+                release(item)
+            else:
+                static.offer(rec.face_id, t, item)
+        static.finish()
+        seconds = None
+        if is_video(src):
+            seconds = video_info(src).duration
+            self.summary.video_seconds += seconds or 0.0
+        self.summary.sources += 1
+        self.summary.faces_seen += seen
+        self.summary.dropped.update(dropped)
+        self.queue.finish_source(key, seen, seconds, dict(dropped))
+
+    def _candidate(
+        self, rec: FaceRecord, key: str, frame: Frame, flickers: bool, dupes: NearDuplicates, dropped: Counter
+    ) -> _Item | None:
+        d = rec.to_dict()
+        reasons = reasons_of(d, self.rules, flickers)
+        if not reasons:
+            return None
+        self.summary.candidates += 1
+        track = rec.face_id if rec.face_id is not None else 0
+        if rec.box[2] < self.rules.min_face:  # type: ignore[index]
+            dropped["too_small"] += 1
+            return None
+        rgb = frame.rgb()
+        face = _refit(self.detector, rgb, rec.box)  # type: ignore[arg-type]
+        crop, _ = align_face(rgb, face, CROP_SIZE)
+        sharp, yaw = sharpness(crop), yaw_of(face)
+        problem = quality_problem(rec.box[2], sharp, yaw, self.rules)  # type: ignore[index]
+        if problem:
+            dropped[problem] += 1
+            return None
+        h = dupes.hash(crop)
+        if dupes.is_duplicate(track, h):
+            dropped["near_duplicate"] += 1
+            return None
+        dupes.add(track, h)
+        entropy = norm_entropy(rec.probabilities)
+        qf = QueuedFace(
+            id=face_id(key, rec.frame_index, rec.face_id),
+            source_key=key,
+            source=rec.source,
+            frame_index=rec.frame_index,
+            timestamp=rec.timestamp,
+            track=rec.face_id,
+            box=list(rec.box),  # type: ignore[arg-type]
+            emotion=rec.emotion,
+            confidence=rec.confidence,
+            entropy=None if entropy is None else round(entropy, 5),
+            probabilities=rec.probabilities,
+            models=rec.models,
+            aus=rec.aus,
+            speaking=rec.speaking,
+            speech_action=rec.speech_action,
+            hard_case_rules=rec.hard_case_rules,
+            reasons=reasons,
+            priority=priority(reasons, rec.confidence, entropy),
+            phash=str(h),
+            blur=round(sharp, 2),
+            yaw=yaw,
+        )
+        return _Item(qf, png_bytes(crop), context_jpeg(rgb, rec.box), reasons)  # type: ignore[arg-type]
+
+    def _store(self, item: _Item, dropped: Counter) -> int:
+        q, fid = self.queue, item.face.id
+        if q.has_face(fid):
+            return 0
+        atomic_write_bytes(q.crop_path(fid), item.crop)
+        atomic_write_bytes(q.context_path(fid), item.context)
+        status, evicted = q.add_face(item.face, self.options.cap)
+        if status == "capped":
+            dropped["cap"] += 1
+            _unlink(q.crop_path(fid), q.context_path(fid))
+            return 0
+        if evicted is not None:
+            dropped["cap"] += 1
+            self.summary.kept -= 1
+            _unlink(q.crop_path(evicted), q.context_path(evicted))
+        if status == "added":
+            self.summary.kept += 1
+            self.summary.kept_reasons.update(item.reasons)
+            return 1
+        return 0
+
+
+def _unlink(*paths: Path) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
+def mine(
+    paths: Sequence[str | Path],
+    queue_dir: str | Path,
+    options: MineOptions | None = None,
+    setup: ModelSetup | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> MineSummary:
+    """Mine ``paths`` (videos, images, folders) into the queue at ``queue_dir`` (made if missing); a second ``mine``
+    on the same queue at once is refused. Returns the run's counts."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no sources given")
+    collect_inputs(paths)  # a missing source fails before the queue is made
+    options = options or MineOptions()
+    qdir = Path(queue_dir)
+    if qdir.exists() and not qdir.is_dir():
+        raise InputError(f"{qdir}: queue folder is a file, not a folder")
+    with Queue(qdir, create=True) as queue, OutputLock(queue.db_path):
+        miner = Miner(queue, options, setup)
+        return miner.mine(paths, progress)
