@@ -11,37 +11,37 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkit.media.samples import write_video
 
-def paste_still_face(
-    src: Path, photo: np.ndarray, dst: Path, seconds: float = 8.0, corner: str = "right", every: int = 1
-) -> Path:
-    """``src``'s first ``seconds`` with ``photo`` pasted at the top ``corner`` (left or right) of every frame."""
+
+def still_photo(video: Path, side: int = 150) -> np.ndarray:
+    """The first frame of ``video`` resized to ``side``² (RGB): a photo of a face to paste."""
+    import av
+    import cv2
+
+    with av.open(str(video)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    return cv2.resize(first, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def paste_still_face(src: Path, photo: np.ndarray, dst: Path, seconds: float = 8.0) -> Path:
+    """``src``'s first ``seconds`` with ``photo`` pasted at its top right corner in every frame."""
     import av
 
     with av.open(str(src)) as c:
-        stream = c.streams.video[0]
-        rate = int(round(float(stream.average_rate or 25)))
+        rate = round(float(c.streams.video[0].average_rate or 25))
         frames = []
-        for k, f in enumerate(c.decode(video=0)):
+        for f in c.decode(video=0):
             if f.time is not None and f.time >= seconds:
                 break
-            if k % every == 0:
-                frames.append(f.to_ndarray(format="rgb24"))
+            frames.append(f.to_ndarray(format="rgb24"))
     h, w = frames[0].shape[:2]
     ph, pw = photo.shape[:2]
-    if ph > h or pw > w:
+    if ph + 4 > h or pw + 4 > w:
         raise ValueError(f"photo {pw}x{ph} does not fit the {w}x{h} clip")
-    x = w - pw - 4 if corner == "right" else 4
-    with av.open(str(dst), "w") as out:
-        vs = out.add_stream("mpeg4", rate=max(1, rate // every))
-        vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-        vs.bit_rate = 2_000_000
-        for rgb in frames:
-            rgb = rgb.copy()
-            rgb[4 : 4 + ph, x : x + pw] = photo
-            rgb = np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2])
-            for packet in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-    return dst
+    out = []
+    for rgb in frames:
+        rgb = rgb[: h - h % 2, : w - w % 2].copy()
+        rgb[4 : 4 + ph, w - pw - 4 : w - 4] = photo
+        out.append(rgb)
+    return write_video(out, dst, fps=rate)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,11 +87,13 @@ class MineSummary:
 def source_key(path: Path) -> str:
     """A source's identity: its file (device, inode), size and modification time — any spelling, changed → new."""
     ident = source_identity(path)
-    return hashlib.sha1(f"{ident['dev']}:{ident['ino']}:{ident['size']}:{ident['mtime_ns']}".encode()).hexdigest()[:16]
+    text = f"{ident['dev']}:{ident['ino']}:{ident['size']}:{ident['mtime_ns']}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def face_id(key: str, frame_index: int, track: int | None) -> str:
-    return hashlib.sha1(f"{key}:{frame_index}:{track}".encode()).hexdigest()[:16]
+    """A kept face's id: 16 hex digits of its source, frame and track (the same face gets the same id on a rerun)."""
+    return hashlib.sha256(f"{key}:{frame_index}:{track}".encode()).hexdigest()[:16]
 
 
 class _Frames:
@@ -113,9 +114,9 @@ class _Frames:
 def _refit(detector: Detector, rgb: np.ndarray, box: list[float]) -> Face:
     """The face at ``box`` with the detector's keypoints (detected again around it), or the box alone."""
     x, y, w, h = box
-    H, W = rgb.shape[:2]
+    height, width = rgb.shape[:2]
     x0, y0 = max(0, int(x - w / 2)), max(0, int(y - h / 2))
-    x1, y1 = min(W, int(x + 1.5 * w)), min(H, int(y + 1.5 * h))
+    x1, y1 = min(width, int(x + 1.5 * w)), min(height, int(y + 1.5 * h))
     best, best_iou = None, 0.3
     if x1 - x0 > 8 and y1 - y0 > 8:
         for f in detector.detect(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
@@ -133,14 +134,14 @@ def context_jpeg(rgb: np.ndarray, box: list[float]) -> bytes:
     """The frame scaled to :data:`THUMB_SIDE` with the face's box drawn, as JPEG."""
     scale = min(1.0, THUMB_SIDE / max(rgb.shape[:2]))
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
-    x, y, w, h = (int(round(v * scale)) for v in box)
+    x, y, w, h = (round(v * scale) for v in box)
     cv2.rectangle(small, (x, y), (x + w, y + h), (255, 64, 64), 2)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    _, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes()
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    _, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return buf.tobytes()
 
 
@@ -194,7 +195,7 @@ class Miner:
 
         static = StaticTracks(self.rules, release, drop)
         flicker, dupes = Flicker(self.rules), NearDuplicates(self.rules)
-        seen = 0
+        seen, before = 0, self.summary.candidates
         for rec in self.analyzer.iter_source(src):
             if rec.face_id is None or rec.box is None:
                 continue
@@ -224,7 +225,7 @@ class Miner:
         self.summary.sources += 1
         self.summary.faces_seen += seen
         self.summary.dropped.update(dropped)
-        self.queue.finish_source(key, seen, seconds, dict(dropped))
+        self.queue.finish_source(key, seen, self.summary.candidates - before, seconds, dict(dropped))
 
     def _candidate(
         self, rec: FaceRecord, key: str, frame: Frame, flickers: bool, dupes: NearDuplicates, dropped: Counter

@@ -27,7 +27,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources(
     key TEXT PRIMARY KEY, path TEXT NOT NULL, settings TEXT NOT NULL, status TEXT NOT NULL,
-    faces INTEGER NOT NULL DEFAULT 0, seconds REAL, dropped TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL);
+    faces INTEGER NOT NULL DEFAULT 0, candidates INTEGER NOT NULL DEFAULT 0, seconds REAL,
+    dropped TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS faces(
     id TEXT PRIMARY KEY, source_key TEXT NOT NULL, source TEXT NOT NULL, frame_index INTEGER NOT NULL,
     timestamp REAL, track INTEGER, box TEXT NOT NULL, emotion TEXT, confidence REAL, entropy REAL,
@@ -115,9 +116,7 @@ class Queue:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.conn.executescript(_SCHEMA)
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.db_path}: corrupt queue database ({e})") from None
         (self.dir / "crops").mkdir(exist_ok=True) if create else None
@@ -190,11 +189,13 @@ class Queue:
                 (key, path, settings, time.time()),
             )
 
-    def finish_source(self, key: str, faces: int, seconds: float | None, dropped: dict[str, int]) -> None:
+    def finish_source(
+        self, key: str, faces: int, candidates: int, seconds: float | None, dropped: dict[str, int]
+    ) -> None:
         with self.transaction() as c:
             c.execute(
-                "UPDATE sources SET status='done', faces=?, seconds=?, dropped=?, updated=? WHERE key=?",
-                (faces, seconds, json.dumps(dropped, sort_keys=True), time.time(), key),
+                "UPDATE sources SET status='done', faces=?, candidates=?, seconds=?, dropped=?, updated=? WHERE key=?",
+                (faces, candidates, seconds, json.dumps(dropped, sort_keys=True), time.time(), key),
             )
 
     # --- faces --------------------------------------------------------------------------------------------------
