@@ -135,7 +135,12 @@ document.addEventListener("keydown", (ev) => {
   ev.preventDefault();
 });
 
-$("reason").addEventListener("change", () => { $("reason").blur(); next(); });
+$("reason").addEventListener("change", async () => {
+  $("reason").blur();
+  if (busy) return;
+  busy = true;
+  try { await next(); } finally { busy = false; }
+});
 $("export").addEventListener("click", async () => {
   try {
     const r = await api("/api/export", {});
