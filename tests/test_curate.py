@@ -257,3 +257,13 @@ def test_browser_labels_by_keyboard_undoes_reloads_and_exports(server: str, queu
     with sqlite3.connect(queue.db_path) as c:
         undone = c.execute("SELECT action FROM events WHERE undone=1 ORDER BY id").fetchall()
     assert [a for (a,) in undone] == ["label", "skip"]
+
+
+def test_export_refuses_labels_outside_the_taxonomy_before_writing(queue: Queue, tmp_path: Path) -> None:
+    ids = [f["id"] for f in labelling.next_faces(queue, "t", n=2)]
+    labelling.set_label(queue, ids[0], "happy", "t", TAX)
+    labelling.set_label(queue, ids[1], "questioning", "t", TAX)
+    with pytest.raises(InputError, match=r"'questioning'.*not in taxonomy 'basic7'"):
+        export(queue, tmp_path / "out", load_taxonomy("basic7"))
+    assert not (tmp_path / "out").exists()
+    assert export(queue, tmp_path / "out", TAX).written == 2

@@ -107,3 +107,30 @@ def fuzz_log() -> Callable[[dict], None]:
                 fh.write(json.dumps(entry, default=str) + "\n")
 
     return log
+
+
+def make_queue(folder: Path, crop: Path, labels: tuple[str, ...] = (), schema_version: int | None = None) -> Path:
+    """A mining queue (``ferkit mine``'s folder) holding one face per label (the face image: ``crop``), each
+    labelled as given (also labels outside any taxonomy); ``schema_version`` overrides the stored version."""
+    import shutil
+    import sqlite3
+
+    from ferkit.curation.queue import Queue, QueuedFace
+
+    with Queue(folder, create=True) as q:
+        for i, label in enumerate(labels or ("",)):
+            fid = f"{i:016x}"
+            shutil.copyfile(crop, q.crop_path(fid))
+            shutil.copyfile(crop, q.context_path(fid))
+            face = QueuedFace(fid, "src", "clip.mp4", i, i / 5, 1, [0, 0, 48, 48], "happy", 0.4, 0.8, None, None,
+                              None, None, None, None, ["low_confidence"], 1.5, None, None, None)  # fmt: skip
+            q.add_face(face)
+            if label:
+                q.conn.execute("INSERT INTO labels(face_id, label, event, at) VALUES (?, ?, 0, 0)", (fid, label))
+        if schema_version is not None:
+            q.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(schema_version),))
+    c = sqlite3.connect(folder / "queue.sqlite")  # the last connection closed folds the WAL into the file
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+    assert not (folder / "queue.sqlite-wal").exists()
+    return folder

@@ -121,7 +121,7 @@ def curate(
         if export_only:
             if dataset is None:
                 raise InputError("--export needs --dataset")
-            s = export(q, dataset)
+            s = export(q, dataset, tax)
             console.print(f"exported {s.written} new image(s), {s.already} already there; {escape(str(s.csv))}")
             if s.changed:
                 console.print(f"[yellow]{len(s.changed)} relabelled since an earlier export: left as exported[/]")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ferkit.curation.queue import Queue, check_face_id
 from ferkit.errors import InputError
+from ferkit.labels.taxonomy import Taxonomy
 from ferkit.media.files import OutputLock, atomic_write_bytes, atomic_write_text, check_out_dir
 
 CSV_NAME = "labels.csv"
@@ -53,19 +54,24 @@ def _read_csv(path: Path) -> dict[str, dict[str, str]]:
         raise InputError(f"{path}: existing labels CSV cannot be read ({e}); move it away to export") from None
 
 
-def export(queue: Queue, out: Path | str) -> ExportSummary:
-    """Write every labelled face of ``queue`` into ``out`` (see the module doc); returns what was done."""
+def export(queue: Queue, out: Path | str, taxonomy: Taxonomy | None = None) -> ExportSummary:
+    """Write every labelled face of ``queue`` into ``out`` (see the module doc); returns what was done. With
+    ``taxonomy``, a label outside it is refused before anything is written."""
     out = check_out_dir(out, "--dataset", inputs=[queue.dir])
     summary = ExportSummary()
     rows = queue.query("SELECT f.*, l.label, l.note FROM faces f JOIN labels l ON l.face_id = f.id ORDER BY l.at, f.id")
+    labels = {r["label"] for r in rows}
+    if bad := sorted(x for x in labels if not SAFE_LABEL.match(x) or (taxonomy and x not in taxonomy.classes)):
+        where = f"taxonomy {taxonomy.name!r}" if taxonomy else "plain class names"
+        raise InputError(
+            f"labels {', '.join(map(repr, bad))[:200]} in {queue.dir} are not in {where}; nothing exported"
+        )
     with OutputLock(out / CSV_NAME):
         out.mkdir(parents=True, exist_ok=True)
         csv_path = _inside(out, out / CSV_NAME)
         done = _read_csv(csv_path)
         for r in rows:
             fid, label = check_face_id(r["id"]), r["label"]
-            if not SAFE_LABEL.match(label):
-                raise InputError(f"label {label!r} of face {fid} is not a plain class name; not exported")
             prior = done.get(fid)
             if prior is not None and prior["label"] != label:
                 summary.changed.append(fid)

@@ -118,7 +118,7 @@ def make_app(queue: Queue, taxonomy: Taxonomy, dataset: Path | None = None) -> S
     def do_export(request: Request) -> Response:
         if dataset is None:
             return _error("no --dataset folder given to export to")
-        s = export(queue, dataset)
+        s = export(queue, dataset, taxonomy)
         return JSONResponse({"written": s.written, "already": s.already, "changed": s.changed, "csv": str(s.csv)})
 
     async def on_input_error(request: Request, exc: Exception) -> Response:
