@@ -33,7 +33,13 @@ HARD_CASES = [
 
 def test_shipped_taxonomies_load() -> None:
     assert set(TAXONOMIES) == {
-        "basic7", "basic6", "basic5", "extended", "extended12", "clear_vs_hard", "expressive_vs_neutral"
+        "basic7",
+        "basic6",
+        "basic5",
+        "extended",
+        "extended12",
+        "clear_vs_hard",
+        "expressive_vs_neutral",
     }
     for name in TAXONOMIES:
         tax = load_taxonomy(name)
