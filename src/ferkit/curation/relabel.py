@@ -21,7 +21,7 @@ from typing import Any
 from ferkit.errors import InputError
 from ferkit.faces.aus import AU_KEYS
 from ferkit.labels.taxonomy import label_key, read_toml
-from ferkit.media.files import collect_inputs
+from ferkit.media.files import atomic_write_text, collect_inputs
 
 AU_PRESENT = 0.5
 LOG_DIR = ".relabel"
@@ -146,6 +146,30 @@ def plan(dataset: Path | str, rules: Rules) -> list[Move]:
     return moves
 
 
+def _update_csv(dataset: Path, moves: list[Move]) -> None:
+    """Point the rows of ``labels.csv`` (an export's) at the images' new places and labels."""
+    path = dataset / "labels.csv"
+    moved = {m.src: m.dst for m in moves if m.done}
+    if not moved or not path.is_file():
+        return
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames or [], list(reader)
+    if "file" not in fields or "label" not in fields:
+        return
+    for row in rows:
+        if row["file"] in moved:
+            row["file"] = moved[row["file"]]
+            row["label"] = Path(row["file"]).parts[0]
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def apply(dataset: Path | str, moves: list[Move], mode: str = "move") -> Path:
     """Make the moves (or copies), logging each as it is done; returns the log (for ``undo``)."""
     dataset = Path(dataset)
@@ -166,6 +190,8 @@ def apply(dataset: Path | str, moves: list[Move], mode: str = "move") -> Path:
             fh.write(json.dumps({"mode": mode, "src": m.src, "dst": m.dst, "why": m.why}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+    if mode == "move":
+        _update_csv(dataset, moves)
     return log
 
 
@@ -195,4 +221,5 @@ def undo(dataset: Path | str, log: Path | str) -> list[Move]:
             os.rename(dst, src)
             m.done = True
         out.append(m)
+    _update_csv(dataset, [m for m, e in zip(out, reversed(entries), strict=True) if e["mode"] == "move"])
     return out
