@@ -8,8 +8,6 @@ import json
 import shutil
 import socket
 import sqlite3
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,13 +16,14 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA
+from test_mine import support
 
 from ferkit.curation import labelling
 from ferkit.curation.export import export
 from ferkit.curation.filters import MineRules
 from ferkit.curation.mine import MineOptions, mine
 from ferkit.curation.queue import Queue
-from ferkit.curation.server import check_port, make_app
+from ferkit.curation.server import check_port, serve_in_thread
 from ferkit.errors import InputError
 from ferkit.labels.taxonomy import load_taxonomy
 
@@ -50,26 +49,12 @@ def queue(mined_queue: Path, tmp_path: Path) -> Iterator[Queue]:
         yield q
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(queue: Queue, tmp_path: Path) -> Iterator[str]:
-    """The curate app on 127.0.0.1 in a thread; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(make_app(queue, TAX, tmp_path / "out"), "127.0.0.1", port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    """The curate app on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    url, stop = serve_in_thread(queue, TAX, tmp_path / "out")
+    yield url
+    stop()
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -185,32 +170,13 @@ def test_port_in_use_is_refused_before_serving() -> None:
             check_port("127.0.0.1", s.getsockname()[1])
 
 
-def chromium() -> str:
-    """Debian's chromium (scripts/setup_env.sh installs it with apt); the test is skipped, saying why, without it."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("no chromium on PATH (scripts/setup_env.sh installs it with apt-get; it could not here)")
-
-
-def _face(page) -> str:
-    return page.evaluate("document.body.dataset.face")
-
-
-def _press(page, key: str) -> str:
-    """Press ``key`` and wait for the page to show another face (or none); returns the new face id."""
-    before = _face(page)
-    page.keyboard.press(key)
-    try:
-        page.wait_for_function(f"document.body.dataset.face !== {json.dumps(before)}", timeout=10_000)
-    except Exception as e:
-        raise AssertionError(f"key {key!r} on face {before}: page says {page.inner_text('#status')!r}") from e
-    return _face(page)
-
-
 def test_browser_labels_by_keyboard_undoes_reloads_and_exports(server: str, queue: Queue, tmp_path: Path) -> None:
     pw = pytest.importorskip("playwright.sync_api")
-    exe = chromium()
+    helpers = support()
+    exe = helpers.chromium()
+    if exe is None:
+        pytest.skip("no chromium on PATH (scripts/setup_env.sh installs it with apt-get; it could not here)")
+    _face, _press = helpers.face_shown, helpers.press
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox"])
         page = browser.new_page()

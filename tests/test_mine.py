@@ -27,8 +27,9 @@ SINGLE = CLIPS / "pyfeat_single_face.mp4"  # 2.4 s, one face
 EVERY_FACE = MineRules(min_confidence=1.01)  # every face is a candidate (low_confidence): the filters decide
 
 
-def _clips_module():
-    spec = importlib.util.spec_from_file_location("curation_clips", ROOT / "benchmarks" / "curation_clips.py")
+def support():
+    """benchmarks/curation_support.py (clips and browser helpers shared with the benchmark)."""
+    spec = importlib.util.spec_from_file_location("curation_support", ROOT / "benchmarks" / "curation_support.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -87,7 +88,7 @@ def test_cap_keeps_the_highest_priority_faces_of_a_source(tmp_path: Path, mined)
 
 
 def test_static_face_pasted_into_a_real_clip_is_dropped_and_the_real_face_kept(tmp_path: Path) -> None:
-    clips = _clips_module()
+    clips = support()
     photo = clips.still_photo(CLIPS / "styletalk_Obama_clip1.mp4")
     clip = clips.paste_still_face(VIDEO, photo, tmp_path / "poster.mp4", seconds=8.0)
     summary = mine([clip], tmp_path / "q", MineOptions(fps=5, rules=MineRules(min_confidence=1.01, dedupe_bits=-1)))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -150,6 +152,32 @@ def check_port(host: str, port: int) -> None:
             in_use = e.errno == errno.EADDRINUSE
             why = "is in use (give another --port)" if in_use else f"cannot be bound ({e.strerror})"
             raise InputError(f"{host}:{port} {why}") from None
+
+
+def serve_in_thread(
+    queue: Queue, taxonomy: Taxonomy, dataset: Path | None, host: str = "127.0.0.1", port: int = 0
+) -> tuple[str, Callable[[], None]]:
+    """Serve in a background thread (tests, benchmarks); ``port=0`` picks a free one. Returns (base URL, stop)."""
+    import threading
+
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    check_port(host, port)
+    server = uvicorn.Server(uvicorn.Config(make_app(queue, taxonomy, dataset), host, port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return f"http://{host}:{port}", stop
 
 
 def serve(queue: Queue, taxonomy: Taxonomy, dataset: Path | None, host: str = "127.0.0.1", port: int = 8765) -> None:

@@ -1,12 +1,14 @@
-"""Test clips for the curation flywheel: a real clip with a still face pasted into it (a poster on the wall).
+"""Shared by tests/test_mine.py, tests/test_curate.py and benchmarks/curation.py.
 
 ``paste_still_face(src, photo, dst)`` decodes ``src`` and writes ``dst`` (MPEG-4) with ``photo`` (RGB) pasted at
-the same place in every frame — the static-face filter must drop that face and keep the real one.
-Used by tests/test_mine.py and benchmarks/curation.py.
+the same place in every frame (a poster on the wall): the static-face filter must drop that face and keep the real
+one. ``chromium()`` finds Debian's browser and ``press(page, key)`` drives the curate page by keyboard.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +47,27 @@ def paste_still_face(src: Path, photo: np.ndarray, dst: Path, seconds: float = 8
         rgb[4 : 4 + ph, w - pw - 4 : w - 4] = photo
         out.append(rgb)
     return write_video(out, dst, fps=rate)
+
+
+def chromium() -> str | None:
+    """Debian's chromium (``apt-get install chromium``; Playwright drives it with ``executable_path``), or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def face_shown(page) -> str:
+    """The id of the face the curate page shows ('' when none is left)."""
+    return page.evaluate("document.body.dataset.face")
+
+
+def press(page, key: str, timeout_ms: int = 10_000) -> str:
+    """Press ``key`` on the curate page and wait until it shows another face (or none); returns the new id."""
+    before = face_shown(page)
+    page.keyboard.press(key)
+    try:
+        page.wait_for_function(f"document.body.dataset.face !== {json.dumps(before)}", timeout=timeout_ms)
+    except Exception as e:
+        raise AssertionError(f"key {key!r} on face {before}: page says {page.inner_text('#status')!r}") from e
+    return face_shown(page)
