@@ -155,3 +155,52 @@ def test_a_state_file_that_is_not_one_is_refused_untouched(tmp_path: Path) -> No
         with pytest.raises(InputError, match="state"):
             _run(out, TALKING, opts, resume=True)
         assert out.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def mined_clean(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``ferkit mine`` of the crowd clip, uninterrupted, with and without a per-source cap: the queues' face ids."""
+    from ferkit.curation.filters import MineRules
+    from ferkit.curation.mine import MineOptions, mine
+    from ferkit.curation.queue import Queue
+
+    out = {}
+    for cap in (None, 4):
+        q = tmp_path_factory.mktemp("mine") / "q"
+        mine([CROWD], q, MineOptions(fps=3, cap=cap, rules=MineRules(min_confidence=1.01)))
+        with Queue(q) as queue:
+            out[cap] = sorted(r[0] for r in queue.query("SELECT id FROM faces"))
+    return out
+
+
+@pytest.mark.parametrize(("stop_after", "cap"), [(1, None), (5, None), (6, 4)])
+def test_mine_stopped_after_any_face_and_rerun_equals_uninterrupted(
+    tmp_path: Path, mined_clean: dict, stop_after: int, cap: int | None
+) -> None:
+    """``mine`` is resumable in the exact sense: stopped after ``stop_after`` stored faces (with a cap: after faces
+    were evicted) and rerun, the queue holds exactly the faces (and images) of an uninterrupted run."""
+    from ferkit.curation.filters import MineRules
+    from ferkit.curation.mine import MineOptions, mine
+    from ferkit.curation.queue import Queue
+
+    opts = MineOptions(fps=3, cap=cap, rules=MineRules(min_confidence=1.01))
+    add, n = Queue.add_face, [0]
+
+    def stopping(self: Queue, face, cap=None):
+        if n[0] == stop_after:
+            raise Stop
+        n[0] += 1
+        return add(self, face, cap)
+
+    Queue.add_face = stopping  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Stop):
+            mine([CROWD], tmp_path / "q", opts)
+    finally:
+        Queue.add_face = add  # type: ignore[method-assign]
+    mine([CROWD], tmp_path / "q", opts)
+    with Queue(tmp_path / "q") as queue:
+        ids = sorted(r[0] for r in queue.query("SELECT id FROM faces"))
+    assert len(mined_clean[None]) > 6 and len(mined_clean[4]) == 4  # the stops fall mid-run; the cap evicts
+    assert ids == mined_clean[cap]
+    assert sorted(p.stem for p in (tmp_path / "q" / "crops").iterdir()) == ids
