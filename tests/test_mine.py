@@ -117,6 +117,23 @@ def test_stats_count_the_queue(tmp_path: Path, mined) -> None:
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_two_models_and_aus_give_disagreement_hard_case_and_speech_reasons(tmp_path: Path) -> None:
+    """With ``--model ferkit --model fer --aus`` each kept face stores both models' outputs, AUs and speaking, and
+    its reasons say exactly where the models differ and where hard-case rules fired."""
+    s = mine([SHORT, SINGLE], tmp_path / "q", MineOptions(fps=3, models=("ferkit", "fer"), aus=True))
+    with Queue(tmp_path / "q") as queue:
+        rows = [queue.face(i) for i in _ids(tmp_path / "q")]
+    assert rows and s.kept == len(rows)
+    for r in rows:
+        assert set(r["models"]) == {"ferkit", "fer"} and r["aus"] and "AU12" in r["aus"]
+        differ = r["models"]["ferkit"]["emotion"] != r["models"]["fer"]["emotion"]
+        assert ("disagreement" in r["reasons"]) == differ
+        assert ("hard_case" in r["reasons"]) == bool(r["hard_case_rules"])
+        assert ("speech_action" in r["reasons"]) == bool(r["speech_action"])
+    assert any("disagreement" in r["reasons"] for r in rows)
+    assert any(r["speaking"] is not None for r in rows)
+
+
 def test_bad_queues_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
