@@ -173,17 +173,18 @@ def mined_clean(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return out
 
 
-@pytest.mark.parametrize(("stop_after", "cap"), [(1, None), (5, None), (6, 4)])
+@pytest.mark.parametrize(("stop_after", "cap", "every"), [(1, None, 0.0), (5, None, 0.0), (6, 4, 0.0), (5, None, 3600)])
 def test_mine_stopped_after_any_face_and_rerun_equals_uninterrupted(
-    tmp_path: Path, mined_clean: dict, stop_after: int, cap: int | None
+    tmp_path: Path, mined_clean: dict, stop_after: int, cap: int | None, every: float
 ) -> None:
     """``mine`` is resumable in the exact sense: stopped after ``stop_after`` stored faces (with a cap: after faces
-    were evicted) and rerun, the queue holds exactly the faces (and images) of an uninterrupted run."""
+    were evicted) and rerun, the queue holds exactly the faces (and images) of an uninterrupted run — continued from
+    the last checkpoint (``every`` seconds of work; 3600: none yet, the source is mined again from its start)."""
     from ferkit.curation.filters import MineRules
     from ferkit.curation.mine import MineOptions, mine
     from ferkit.curation.queue import Queue
 
-    opts = MineOptions(fps=3, cap=cap, rules=MineRules(min_confidence=1.01))
+    opts = MineOptions(fps=3, cap=cap, rules=MineRules(min_confidence=1.01), checkpoint_seconds=every)
     add, n = Queue.add_face, [0]
 
     def stopping(self: Queue, face, cap=None):
@@ -198,7 +199,8 @@ def test_mine_stopped_after_any_face_and_rerun_equals_uninterrupted(
             mine([CROWD], tmp_path / "q", opts)
     finally:
         Queue.add_face = add  # type: ignore[method-assign]
-    mine([CROWD], tmp_path / "q", opts)
+    rerun = mine([CROWD], tmp_path / "q", opts)
+    assert rerun.resumed == (every == 0)
     with Queue(tmp_path / "q") as queue:
         ids = sorted(r[0] for r in queue.query("SELECT id FROM faces"))
     assert len(mined_clean[None]) > 6 and len(mined_clean[4]) == 4  # the stops fall mid-run; the cap evicts

@@ -41,6 +41,9 @@ def mine(
     dedupe_bits: int = typer.Option(
         6, min=-1, max=64, help="Drop a face within this perceptual-hash distance of one kept from its track (-1: off)."
     ),
+    checkpoint_every: float = typer.Option(
+        2.0, min=0.0, max=3600.0, help="Seconds of video work between resume checkpoints (a rerun continues there)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's counts as JSON on stdout."),
 ) -> None:
     """Analyse videos and keep the faces worth a human look (low confidence, disagreement, hard cases, flicker,
@@ -56,7 +59,7 @@ def mine(
         min_face=min_face,
         dedupe_bits=dedupe_bits,
     )
-    opts = MineOptions(_parse_fps(fps), tuple(model), aus, detector, cap or None, rules)
+    opts = MineOptions(_parse_fps(fps), tuple(model), aus, detector, cap or None, rules, checkpoint_every)
     with progress() as bar:
         task = bar.add_task("mining", total=None)
 
@@ -68,7 +71,8 @@ def mine(
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     dropped = ", ".join(f"{k} {v}" for k, v in summary.dropped.most_common()) or "none"
     console.print(
-        f"{summary.sources} source(s) mined ({summary.already_done} already done): {summary.faces_seen} faces, "
+        f"{summary.sources} source(s) mined ({summary.already_done} already done, {summary.resumed} continued): "
+        f"{summary.faces_seen} faces, "
         f"{summary.candidates} candidates, {summary.kept} kept; dropped: {escape(dropped)}"
     )
     for w in summary.warnings:

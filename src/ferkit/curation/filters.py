@@ -74,6 +74,13 @@ class Flicker:
             changes.popleft()
         return len(changes) >= self.rules.flicker_changes
 
+    def state(self) -> dict[str, Any]:
+        return {"last": list(self.last.items()), "changes": [(k, list(v)) for k, v in self.changes.items()]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.last = {int(k): str(v) for k, v in state["last"]}
+        self.changes = {int(k): deque(float(t) for t in v) for k, v in state["changes"]}
+
 
 def reasons_of(rec: dict[str, Any], rules: MineRules, flickers: bool) -> list[str]:
     """Why a face record is a candidate (empty: it is not)."""
@@ -190,6 +197,32 @@ class StaticTracks:
             self._close(s)
         self.tracks.clear()
 
+    def state(self, encode: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        """The tracks and their held candidates (``encode``d) as JSON-able data (a resume checkpoint)."""
+        return [
+            {
+                "track": k,
+                "ref": s.ref.tolist(),
+                "box": s.box,
+                "start": s.start,
+                "last": s.last,
+                "pending": [(t, encode(item)) for t, item in s.pending],
+            }
+            for k, s in self.tracks.items()
+        ]
+
+    def restore(self, state: list[dict[str, Any]], decode: Callable[[Any], Any]) -> None:
+        self.tracks = {
+            int(d["track"]): _Still(
+                np.array(d["ref"], np.float32),
+                [float(v) for v in d["box"]],
+                float(d["start"]),
+                float(d["last"]),
+                [(float(t), decode(item)) for t, item in d["pending"]],
+            )
+            for d in state
+        }
+
 
 class NearDuplicates:
     """Perceptual hashes (``imagehash.phash``) of the faces kept per track; a face within ``dedupe_bits`` of one of
@@ -211,6 +244,14 @@ class NearDuplicates:
 
     def add(self, track: int, h) -> None:
         self.seen.setdefault(track, deque(maxlen=self.keep)).append(h)
+
+    def state(self) -> list[tuple[int, list[str]]]:
+        return [(k, [str(h) for h in v]) for k, v in self.seen.items()]
+
+    def restore(self, state: list[tuple[int, list[str]]]) -> None:
+        import imagehash
+
+        self.seen = {int(k): deque((imagehash.hex_to_hash(h) for h in v), maxlen=self.keep) for k, v in state}
 
 
 def yaw_of(face: Face) -> float | None:

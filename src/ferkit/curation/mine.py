@@ -8,6 +8,7 @@ not added twice (ids are digests of source, frame and track, and the run is dete
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections import Counter
@@ -57,10 +58,13 @@ class MineOptions:
     detector: str = "blazeface"
     cap: int | None = 200  # faces kept per source at most (lowest priority evicted first); None: no cap
     rules: MineRules = field(default_factory=MineRules)
+    checkpoint_seconds: float = 2.0  # seconds of video work between resume checkpoints (not a setting of the result)
 
     def settings(self) -> str:
         """The settings a finished source was mined with (another value mines it again)."""
-        return json.dumps({**asdict(self), "models": list(self.models)}, sort_keys=True)
+        d = {**asdict(self), "models": list(self.models)}
+        d.pop("checkpoint_seconds")
+        return json.dumps(d, sort_keys=True)
 
 
 @dataclass
@@ -69,6 +73,7 @@ class MineSummary:
 
     sources: int = 0
     already_done: int = 0
+    resumed: int = 0  # sources continued from a checkpoint an interrupted run left
     faces_seen: int = 0
     candidates: int = 0
     kept: int = 0
@@ -147,10 +152,21 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 @dataclass
 class _Item:
+    """A candidate on its way to the queue (held while its track may still turn out static)."""
+
     face: QueuedFace
     crop: bytes
     context: bytes
     reasons: list[str]
+
+    def encode(self) -> dict[str, Any]:
+        b64 = base64.b64encode
+        return {"face": asdict(self.face), "crop": b64(self.crop).decode(), "context": b64(self.context).decode()}
+
+    @staticmethod
+    def decode(d: dict[str, Any]) -> _Item:
+        face = QueuedFace(**d["face"])
+        return _Item(face, base64.b64decode(d["crop"]), base64.b64decode(d["context"]), face.reasons)
 
 
 class Miner:
@@ -158,7 +174,9 @@ class Miner:
 
     def __init__(self, queue: Queue, options: MineOptions, setup: ModelSetup | None = None) -> None:
         self.queue, self.options, self.rules = queue, options, options.rules
-        aopts = AnalyzeOptions(fps=options.fps, aus=options.aus, detector=options.detector)
+        aopts = AnalyzeOptions(
+            fps=options.fps, aus=options.aus, detector=options.detector, checkpoint_seconds=options.checkpoint_seconds
+        )
         self.analyzer = make_analyzer(setup or ModelSetup(list(options.models)), aopts)
         self.detector = create_detector(options.detector)
         self.summary = MineSummary()
@@ -182,24 +200,42 @@ class Miner:
 
     def _source(self, src: Path, key: str, settings: str, progress: Callable[[str, float], None] | None) -> None:
         frames = _Frames(src, self.options.fps)
+        video = is_video(src)
+        cp = self.queue.checkpoint(key, settings) if video else None
         self.queue.start_source(key, source_name(src), settings)
         dropped: Counter = Counter()
-        kept = [0]
-
-        def release(item: _Item) -> None:
-            status = self._store(item, dropped)
-            kept[0] += status
+        counts: Counter = Counter()  # seen, candidates
 
         def drop(item: _Item) -> None:
             dropped["static"] += 1
 
-        static = StaticTracks(self.rules, release, drop)
+        static = StaticTracks(self.rules, lambda item: self._store(item, dropped), drop)
         flicker, dupes = Flicker(self.rules), NearDuplicates(self.rules)
-        seen, before = 0, self.summary.candidates
-        for rec in self.analyzer.iter_source(src):
+        start, astate = -1, None
+        if cp is not None and self.analyzer.state_fits(cp.get("analysis") or {}):
+            try:  # continue after the last checkpoint: the analysis, the filters and the counts as they were then
+                static.restore(cp["static"], _Item.decode)
+                flicker.restore(cp["flicker"])
+                dupes.restore(cp["dupes"])
+                dropped.update(cp["dropped"])
+                counts.update(cp["counts"])
+                start, astate = int(cp["frame"]), cp["analysis"]
+                self.summary.resumed += 1
+            except (KeyError, TypeError, ValueError, IndexError):  # a damaged checkpoint: mine the source again
+                static.restore([], _Item.decode)
+                flicker, dupes, dropped, counts = Flicker(self.rules), NearDuplicates(self.rules), Counter(), Counter()
+
+        def checkpoint(path: Path, frame_index: int, state: dict) -> None:
+            # called once every record up to frame_index has gone through the loop below
+            doc = {"frame": frame_index, "analysis": state, "static": static.state(_Item.encode)}
+            doc |= {"flicker": flicker.state(), "dupes": dupes.state(), "dropped": dropped, "counts": counts}
+            self.queue.save_checkpoint(key, doc)
+
+        self.analyzer.checkpoint = checkpoint if video else None
+        for rec in self.analyzer.iter_source(src, start, astate):
             if rec.face_id is None or rec.box is None:
                 continue
-            seen += 1
+            counts["seen"] += 1
             frame = frames.at(rec.frame_index)
             if frame is None:  # cannot happen with the same sampling; counted, never stored without pixels
                 dropped["no_pixels"] += 1
@@ -208,33 +244,39 @@ class Miner:
             if t is not None:
                 static.update(rec.face_id, t, rec.box, face_patch(frame.gray, rec.box))
                 static.evict(t)
-            item = self._candidate(rec, key, frame, flicker.update(rec.face_id, t, rec.emotion), dupes, dropped)
+            flickers = flicker.update(rec.face_id, t, rec.emotion)
+            item = self._candidate(rec, key, frame, flickers, dupes, dropped, counts)
             if progress:
                 progress(source_name(src), t or 0.0)
             if item is None:
                 continue
             if t is None:
-                release(item)
+                self._store(item, dropped)
             else:
                 static.offer(rec.face_id, t, item)
         static.finish()
-        seconds = None
-        if is_video(src):
-            seconds = video_info(src).duration
-            self.summary.video_seconds += seconds or 0.0
+        seconds = video_info(src).duration if video else None
+        self.summary.video_seconds += seconds or 0.0
         self.summary.sources += 1
-        self.summary.faces_seen += seen
+        self.summary.faces_seen += counts["seen"]
+        self.summary.candidates += counts["candidates"]
         self.summary.dropped.update(dropped)
-        self.queue.finish_source(key, seen, self.summary.candidates - before, seconds, dict(dropped))
+        self.queue.finish_source(key, counts["seen"], counts["candidates"], seconds, dict(dropped))
 
     def _candidate(
-        self, rec: FaceRecord, key: str, frame: Frame, flickers: bool, dupes: NearDuplicates, dropped: Counter
+        self,
+        rec: FaceRecord,
+        key: str,
+        frame: Frame,
+        flickers: bool,
+        dupes: NearDuplicates,
+        dropped: Counter,
+        counts: Counter,
     ) -> _Item | None:
-        d = rec.to_dict()
-        reasons = reasons_of(d, self.rules, flickers)
+        reasons = reasons_of(rec.to_dict(), self.rules, flickers)
         if not reasons:
             return None
-        self.summary.candidates += 1
+        counts["candidates"] += 1
         track = rec.face_id if rec.face_id is not None else 0
         if rec.box[2] < self.rules.min_face:  # type: ignore[index]
             dropped["too_small"] += 1

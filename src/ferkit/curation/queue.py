@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources(
     key TEXT PRIMARY KEY, path TEXT NOT NULL, settings TEXT NOT NULL, status TEXT NOT NULL,
     faces INTEGER NOT NULL DEFAULT 0, candidates INTEGER NOT NULL DEFAULT 0, seconds REAL,
-    dropped TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL);
+    dropped TEXT NOT NULL DEFAULT '{}', checkpoint TEXT, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS faces(
     id TEXT PRIMARY KEY, source_key TEXT NOT NULL, source TEXT NOT NULL, frame_index INTEGER NOT NULL,
     timestamp REAL, track INTEGER, box TEXT NOT NULL, emotion TEXT, confidence REAL, entropy REAL,
@@ -181,11 +181,27 @@ class Queue:
         row = self.query("SELECT status, settings FROM sources WHERE key=?", (key,))
         return bool(row) and row[0]["status"] == "done" and row[0]["settings"] == settings
 
+    def checkpoint(self, key: str, settings: str) -> dict[str, Any] | None:
+        """The checkpoint a run that stopped part-way through this source left with these settings (None: none)."""
+        row = self.query("SELECT status, settings, checkpoint FROM sources WHERE key=?", (key,))
+        if not row or row[0]["status"] != "running" or row[0]["settings"] != settings or not row[0]["checkpoint"]:
+            return None
+        try:
+            state = json.loads(row[0]["checkpoint"])
+        except ValueError:
+            return None
+        return state if isinstance(state, dict) else None
+
+    def save_checkpoint(self, key: str, state: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE sources SET checkpoint=?, updated=? WHERE key=?", (json.dumps(state), time.time(), key))
+
     def start_source(self, key: str, path: str, settings: str) -> None:
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO sources(key, path, settings, status, updated) VALUES (?, ?, ?, 'running', ?) "
-                "ON CONFLICT(key) DO UPDATE SET settings=excluded.settings, status='running', updated=excluded.updated",
+                "ON CONFLICT(key) DO UPDATE SET checkpoint=CASE WHEN settings=excluded.settings THEN checkpoint END, "
+                "settings=excluded.settings, status='running', updated=excluded.updated",
                 (key, path, settings, time.time()),
             )
 
@@ -194,7 +210,8 @@ class Queue:
     ) -> None:
         with self.transaction() as c:
             c.execute(
-                "UPDATE sources SET status='done', faces=?, candidates=?, seconds=?, dropped=?, updated=? WHERE key=?",
+                "UPDATE sources SET status='done', faces=?, candidates=?, seconds=?, dropped=?, checkpoint=NULL, "
+                "updated=? WHERE key=?",
                 (faces, candidates, seconds, json.dumps(dropped, sort_keys=True), time.time(), key),
             )
 
