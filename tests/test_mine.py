@@ -158,7 +158,7 @@ def test_bad_queues_are_one_line_errors(tmp_path: Path) -> None:
 def test_killed_mine_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     """Exact resume: SIGKILL a `ferkit mine` once it has stored faces, rerun it, and compare with one clean run."""
     args = [sys.executable, "-m", "ferkit.cli", "mine", str(SHORT), str(SINGLE), "--fps", "3", "--min-confidence"]
-    args += ["1.01", "--queue"]
+    args += ["1.01", "--checkpoint-every", "0", "--queue"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     subprocess.run([*args, str(tmp_path / "clean")], check=True, capture_output=True, env=env, timeout=600)
     proc = subprocess.Popen([*args, str(tmp_path / "killed")], env=env, stderr=subprocess.DEVNULL)
@@ -176,6 +176,7 @@ def test_killed_mine_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert killed_early, "mine finished before it could be killed"
     partial = _ids(tmp_path / "killed")
     assert 2 <= len(partial) < len(_ids(tmp_path / "clean"))
-    subprocess.run([*args, str(tmp_path / "killed")], check=True, capture_output=True, env=env, timeout=600)
+    rerun = subprocess.run([*args, str(tmp_path / "killed")], check=True, capture_output=True, env=env, timeout=600)
+    assert b"1 continued" in rerun.stderr  # from the checkpoint the killed run left, not from the start
     assert _ids(tmp_path / "killed") == _ids(tmp_path / "clean")
     assert sorted(p.stem for p in (tmp_path / "killed" / "crops").glob("*.png")) == _ids(tmp_path / "clean")
