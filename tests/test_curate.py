@@ -233,3 +233,29 @@ def test_export_refuses_labels_outside_the_taxonomy_before_writing(queue: Queue,
         export(queue, tmp_path / "out", load_taxonomy("basic7"))
     assert not (tmp_path / "out").exists()
     assert export(queue, tmp_path / "out", TAX).written == 2
+
+
+def test_two_browser_tabs_labelling_at_once_label_each_face_once(server: str, queue: Queue) -> None:
+    pw = pytest.importorskip("playwright.sync_api")
+    helpers = support()
+    exe = helpers.chromium()
+    if exe is None:
+        pytest.skip("no chromium on PATH (scripts/setup_env.sh installs it with apt-get; it could not here)")
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox"])
+        tabs = [browser.new_page(), browser.new_page()]  # one browser, two tabs: each its own tab id
+        for tab in tabs:
+            tab.goto(server)
+            tab.wait_for_selector("body[data-ready='1']")
+        shown = [helpers.face_shown(t) for t in tabs]
+        assert shown[0] and shown[1] and shown[0] != shown[1]  # each tab holds its own face
+        presses = 0
+        while any(helpers.face_shown(t) for t in tabs):
+            for tab, key in zip(tabs, ["4", "6"], strict=True):
+                if helpers.face_shown(tab):
+                    helpers.press(tab, key)
+                    presses += 1
+        browser.close()
+    assert presses == queue.count() == queue.query("SELECT COUNT(*) FROM labels")[0][0]
+    assert queue.query("SELECT COUNT(*) FROM events WHERE action='label'")[0][0] == presses  # none labelled twice
+    assert len(queue.query("SELECT DISTINCT tab FROM labels")) == 2

@@ -18,10 +18,11 @@ EXAMPLES = 6
 
 
 def au_pattern(aus: dict[str, float] | None) -> str | None:
-    """The present AUs of a face as ``AU1+AU2`` (``none`` when none is), or None without AUs."""
+    """The present AUs of a face as ``AU01+AU02`` (``none`` when none is; the one-sided ``_L``/``_R`` keys left out),
+    or None without AUs."""
     if aus is None:
         return None
-    present = sorted((k for k, v in aus.items() if v >= AU_PRESENT), key=lambda k: (len(k), k))
+    present = sorted(k for k, v in aus.items() if v >= AU_PRESENT and "_" not in k)
     return "+".join(present) or "none"
 
 
