@@ -159,6 +159,16 @@ def test_routes_refuse_traversal_and_bad_labels(server: str, queue: Queue) -> No
     assert code == 400 and "not in taxonomy" in body["error"]
     code, body = _post(f"{server}/api/label", {"tab": "x", "id": "../queue", "label": "happy"})
     assert code == 400 and "not a face id" in body["error"]
+    body_bytes = json.dumps({"tab": "x", "id": fid, "label": "happy"}).encode()
+    # what another site's form could send (text/plain, no preflight): refused, not JSON
+    form = urllib.request.Request(f"{server}/api/label", body_bytes, {"Content-Type": "text/plain"})  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(form, timeout=10)  # noqa: S310
+    assert e.value.code == 400
+    rebound = urllib.request.Request(f"{server}/api/config", headers={"Host": "evil.example:80"})  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(rebound, timeout=10)  # noqa: S310
+    assert e.value.code == 400
     assert queue.query("SELECT COUNT(*) FROM labels")[0][0] == 0
 
 

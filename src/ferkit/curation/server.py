@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -45,6 +47,9 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    # JSON only: another site's page cannot send that without a CORS preflight, which this app never grants
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise InputError("requests must be application/json")
     try:
         data = await request.json()
     except ValueError:
@@ -54,8 +59,9 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def make_app(queue: Queue, taxonomy: Taxonomy, dataset: Path | None = None) -> Starlette:
-    """The labelling app over ``queue``; ``dataset``: where ``POST /api/export`` writes (None: export refused)."""
+def make_app(queue: Queue, taxonomy: Taxonomy, dataset: Path | None = None, host: str | None = None) -> Starlette:
+    """The labelling app over ``queue``; ``dataset``: where ``POST /api/export`` writes (None: export refused);
+    ``host``: the address served on, accepted in the Host header besides the loopback names."""
 
     def page(request: Request) -> Response:
         return Response(_asset("index.html"), media_type="text/html")
@@ -117,7 +123,8 @@ def make_app(queue: Queue, taxonomy: Taxonomy, dataset: Path | None = None) -> S
         fid = labelling.undo(queue, str(d.get("tab", "")))
         return JSONResponse({"ok": True, "face": queue.face(fid) if fid else None})
 
-    def do_export(request: Request) -> Response:
+    async def do_export(request: Request) -> Response:
+        await _body(request)
         if dataset is None:
             return _error("no --dataset folder given to export to")
         s = export(queue, dataset, taxonomy)
@@ -137,7 +144,13 @@ def make_app(queue: Queue, taxonomy: Taxonomy, dataset: Path | None = None) -> S
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/export", do_export, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={InputError: on_input_error, ValueError: on_input_error})
+    # Host header checked: a DNS-rebinding page that resolves its own name to 127.0.0.1 is refused
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]", *([host] if host else [])]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        exception_handlers={InputError: on_input_error, ValueError: on_input_error},
+    )
 
 
 def check_port(host: str, port: int) -> None:
@@ -167,7 +180,7 @@ def serve_in_thread(
             s.bind((host, 0))
             port = s.getsockname()[1]
     check_port(host, port)
-    server = uvicorn.Server(uvicorn.Config(make_app(queue, taxonomy, dataset), host, port, log_level="error"))
+    server = uvicorn.Server(uvicorn.Config(make_app(queue, taxonomy, dataset, host), host, port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
@@ -185,4 +198,4 @@ def serve(queue: Queue, taxonomy: Taxonomy, dataset: Path | None, host: str = "1
     import uvicorn
 
     check_port(host, port)
-    uvicorn.run(make_app(queue, taxonomy, dataset), host=host, port=port, log_level="warning")
+    uvicorn.run(make_app(queue, taxonomy, dataset, host), host=host, port=port, log_level="warning")
