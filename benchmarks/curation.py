@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from ferkit.curation.queue import Queue, QueuedFace  # noqa: E402
 def part_mine(clips: Path, work: Path, aus: bool) -> dict:
     """Mine every clip at the default sampling into a fresh queue; throughput in video-minutes per minute."""
     q = work / ("queue_aus" if aus else "queue")
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     s = mine([clips], q, MineOptions(aus=aus))
     wall = time.perf_counter() - t0
@@ -44,6 +46,8 @@ def part_mine(clips: Path, work: Path, aus: bool) -> dict:
         "video_minutes": round(s.video_seconds / 60, 3),
         "wall_minutes": round(wall / 60, 3),
         "video_minutes_per_minute": round(s.video_seconds / wall, 3),
+        "cpus": os.cpu_count(),
+        "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # shared machine
         "faces_seen": s.faces_seen,
         "candidates": s.candidates,
         "queue_size": s.kept,
