@@ -187,7 +187,9 @@ class Analyzer:
         if self.tta is not None:
             set_tta(self.models, self.tta, video)
         every = self.options.every
-        frames: Iterable[Frame] = [image_frame(path)] if not video else iter_video(path, self.options.fps, self.warnings)
+        frames: Iterable[Frame] = (
+            [image_frame(path)] if not video else iter_video(path, self.options.fps, self.warnings)
+        )
         if video and every is not None:
             frames = iter_every(path, every, problems=self.warnings)
         tracker = self._tracker()

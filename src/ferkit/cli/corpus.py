@@ -1,0 +1,129 @@
+"""``ferkit corpus``: analyse a film collection (run), report it, compare two models' runs, query the Parquet parts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from ferkit.cli.app import app, console, path_argument, path_option
+from ferkit.errors import InputError
+
+corpus_app = typer.Typer(no_args_is_help=True, help="Film collections: run, report, compare, query.")
+app.add_typer(corpus_app, name="corpus")
+
+
+def _sampling(every: int | None, fps: str | None) -> tuple[int | None, float | None]:
+    """``--every N`` or ``--fps R`` (not both); every 100th frame when neither is given."""
+    if every is not None and fps is not None:
+        raise InputError("--every and --fps exclude each other: give one sampling")
+    if fps is None:
+        return (every if every is not None else 100), None
+    from ferkit.cli.analysis import _parse_fps
+
+    return None, _parse_fps(fps)
+
+
+class _Bar:
+    """One progress bar over the collection's runtime, with ETA and which videos run, are done or failed."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.seen: dict[str, float] = {}
+        self.done = self.failed = self.total = 0
+
+    def planned(self, jobs: list, seconds: float) -> None:
+        self.total = len(jobs)
+        self.lengths = {j.video.video_id: 0.0 for j in jobs}
+        self.task = self.bar.add_task("corpus", total=max(seconds, 1e-9), status=self._status())
+        self.bar.start()
+
+    def _status(self) -> str:
+        running = [v for v, s in self.seen.items() if s >= 0][:3]
+        return f"{self.done}/{self.total} done, {self.failed} failed" + (
+            f"; running {', '.join(running)}" if running else ""
+        )
+
+    def progress(self, video_id: str, seconds: float) -> None:
+        step = max(0.0, seconds - self.seen.get(video_id, 0.0))
+        self.seen[video_id] = seconds
+        self.bar.update(self.task, advance=step, status=self._status())
+
+    def result(self, r, attempt: int, final: bool) -> None:
+        from ferkit.cli.app import one_line
+
+        if r.ok or final:
+            self.seen[r.video_id] = -1.0
+            self.done, self.failed = self.done + r.ok, self.failed + (not r.ok)
+        if not r.ok:
+            what = "failed" if final else f"failed (attempt {attempt}, retrying)"
+            console.print(f"[yellow]{escape(r.video_id)}[/] {what}: {escape(one_line(r.error))}", highlight=False)
+        self.bar.update(self.task, status=self._status())
+
+    def finish(self, summary) -> None:
+        self.bar.update(self.task, completed=self.bar.tasks[0].total) if self.bar.tasks else None
+        self.bar.stop()
+
+
+@corpus_app.command("run")
+def run_cmd(
+    manifest: Path = path_argument(..., help="CSV or YAML manifest: path, title, and any columns (genre, year, …)."),
+    out: Path = path_option(..., "--out", "-o", help="Run folder: Parquet parts, run log, settings."),
+    every: int | None = typer.Option(None, help="Analyse every N-th frame (default 100; sparse decoding)."),
+    fps: str | None = typer.Option(None, help="Or sample at this many frames per second."),
+    model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
+    detector: str = typer.Option("blazeface", help="blazeface, blazeface_full, mesh or haar."),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help="Use raw model scores."),
+    engine: str = typer.Option("local", help="local (a process pool) or ray."),
+    workers: int = typer.Option(max(1, (os.cpu_count() or 2) // 2), help="Worker processes (Ray: local CPUs)."),
+    retries: int = typer.Option(1, help="More attempts for a video that failed for a reason other than bad input."),
+    address: str | None = typer.Option(None, help="Ray cluster address ('auto': the running one); else local Ray."),
+    root: Path | None = path_option(None, help="Folder relative manifest paths start from (default: its folder)."),
+) -> None:
+    """Analyse every video of MANIFEST into one Parquet part each; a rerun skips finished videos and resumes a
+    killed one."""
+    from ferkit.corpus.run import RunEvents, corpus_run
+    from ferkit.corpus.worker import RunSpec
+
+    if address is not None and engine != "ray":
+        raise InputError("--address applies to --engine ray only")
+    n, rate = _sampling(every, fps)
+    spec = RunSpec(tuple(model), not no_calibration, n, rate, detector)
+    bar = _Bar()
+    try:
+        summary = corpus_run(
+            manifest,
+            out,
+            spec,
+            engine,
+            workers,
+            retries,
+            address,
+            root,
+            RunEvents(bar.planned, bar.progress, bar.result),
+        )
+    finally:
+        bar.bar.stop()
+    rate_note = f", {summary.video_seconds / max(summary.seconds, 1e-9):.1f}x real time" if summary.done else ""
+    console.print(
+        f"{len(summary.done)} analysed, {len(summary.skipped)} already done, {len(summary.failed)} failed "
+        f"({summary.rows} rows, {summary.faces} with a face; {summary.seconds:.1f} s{rate_note}) -> {escape(str(out))}",
+        highlight=False,
+    )
+    if summary.failed:
+        for vid, err in summary.failed:
+            console.print(f"  [red]failed[/] {escape(vid)}: {escape(err)}", highlight=False)
+        raise typer.Exit(1)

@@ -1,0 +1,130 @@
+"""One video of a collection, in a worker process (local pool or Ray task): analyse it into its work file with exact
+resume (``ferkit.api.run_analysis``), then write its Parquet part atomically and drop the work file.
+
+The models are loaded once per worker process and kept for every later video with the same settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ferkit.analysis.checkpoint import state_path
+from ferkit.analysis.pipeline import AnalyzeOptions
+from ferkit.analysis.setup import ANALYSIS_THREADS, ModelSetup
+from ferkit.corpus.manifest import Video
+from ferkit.errors import FerkitError, InputError
+from ferkit.models.base import EmotionModel
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What every video of a run is analysed with (the same in every worker and on every engine)."""
+
+    models: tuple[str, ...] = ("ferkit",)
+    calibration: bool = True
+    every: int | None = 100
+    fps: float | None = None
+    detector: str = "blazeface"
+    checkpoint_seconds: float = 2.0
+
+    def options(self) -> AnalyzeOptions:
+        """The analysis options (``every`` wins over ``fps``)."""
+        return AnalyzeOptions(
+            fps=self.fps, every=self.every, detector=self.detector, checkpoint_seconds=self.checkpoint_seconds
+        )
+
+    def sampling(self) -> str:
+        """The sampling as the user wrote it (``every 100`` or ``5 fps``)."""
+        return f"every {self.every}" if self.every is not None else f"{self.fps:g} fps"
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to analyse: where its work file and Parquet part go, and the key its part is stamped with."""
+
+    video: Video
+    key: str  # sha256 of the settings and the video's content
+    content_sha256: str
+    work: Path  # the JSONL work file (plus its .state.json checkpoint) while the video is analysed
+    part: Path  # the finished Parquet part
+    spec: RunSpec
+    column_types: dict[str, str] = field(default_factory=dict)  # manifest column -> Arrow type name
+
+
+@dataclass
+class VideoResult:
+    """What became of one video (returned by the worker, logged by the run)."""
+
+    video_id: str
+    ok: bool
+    rows: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    resumed: bool = False  # continued an interrupted run's work file
+    error: str | None = None
+    retryable: bool = False  # a failure another attempt may not repeat (not bad input)
+    warnings: list[str] = field(default_factory=list)
+    worker: int = 0  # the worker process id
+
+
+_MODELS: dict[tuple[tuple[str, ...], bool], list[EmotionModel]] = {}
+
+
+def worker_models(spec: RunSpec) -> list[EmotionModel]:
+    """The run's models, loaded on the first video a worker process sees and kept for the next ones."""
+    from ferkit.models.loading import load_model
+
+    key = (spec.models, spec.calibration)
+    if key not in _MODELS:
+        _MODELS[key] = [load_model(m, ANALYSIS_THREADS, spec.calibration) for m in spec.models]
+    return _MODELS[key]
+
+
+def analyse_video(job: VideoJob, report: Callable[[str, float], None] | Any = None) -> VideoResult:
+    """Analyse one video into its Parquet part; never raises (a failure is a result with ``error``).
+
+    ``report(video_id, seconds_of_video_done)`` (or a queue to ``put`` those pairs on) is called about once a
+    second. A work file left by a killed run is continued from its last checkpoint, so the part holds exactly the
+    rows of an uninterrupted run.
+    """
+    from ferkit.api import run_analysis
+    from ferkit.corpus.parts import write_part
+
+    start = time.monotonic()
+    result = VideoResult(job.video.video_id, ok=False, worker=os.getpid())
+    last = [start]
+
+    def progress(rec: Any) -> None:
+        now = time.monotonic()
+        if report is not None and now - last[0] >= 1.0 and rec.timestamp is not None:
+            last[0] = now
+            send = report.put if hasattr(report, "put") else report
+            send((job.video.video_id, float(rec.timestamp)))
+
+    try:
+        result.resumed = job.work.exists() and job.work.stat().st_size > 0
+        models = worker_models(job.spec)
+        setup = ModelSetup(models, calibration=job.spec.calibration)
+        summary = run_analysis(
+            [job.video.file], job.work, "jsonl", setup, job.spec.options(), resume=True, plots=False, progress=progress
+        )
+        result.rows, result.faces = write_part(job, [m.name for m in models], list(models[0].classes))
+        result.warnings = list(summary.warnings)
+        for p in (job.work, state_path(job.work)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        result.ok = True
+    except FerkitError as e:
+        result.error = str(e)
+        result.retryable = not isinstance(e, InputError)
+    except Exception as e:  # one video's bug or resource failure must not stop the collection
+        result.error = f"{type(e).__name__}: {e}"
+        result.retryable = True
+    result.seconds = round(time.monotonic() - start, 3)
+    return result
