@@ -127,3 +127,54 @@ def run_cmd(
         for vid, err in summary.failed:
             console.print(f"  [red]failed[/] {escape(vid)}: {escape(err)}", highlight=False)
         raise typer.Exit(1)
+
+
+@corpus_app.command("report")
+def report_cmd(
+    run: Path = path_argument(..., help="Run folder of 'ferkit corpus run'."),
+    out: Path | None = path_option(None, "--out", "-o", help="Folder for the report (default: the run folder)."),
+    group: str | None = typer.Option(None, help="Manifest column to group by (default: its first extra column)."),
+) -> None:
+    """Emotion shares, timelines, change points, diversity and faces per minute: Markdown, HTML, PNG and CSV."""
+    from ferkit.corpus.report import corpus_report
+
+    r = corpus_report(run, out, group)
+    console.print(f"report of {len(r.videos)} videos -> {escape(str(r.files[-1]))} (+ {len(r.files) - 1} files)")
+
+
+@corpus_app.command("compare")
+def compare_cmd(
+    run_a: Path = path_argument(..., help="Run folder (model A; or one run made with several --model)."),
+    run_b: Path | None = path_argument(None, help="Run folder of model B over the same videos."),
+    group: str | None = typer.Option(None, help="Manifest column to test per group (default: its first)."),
+    out: Path | None = path_option(None, "--out", "-o", help="Output folder (default: RUN_A/compare)."),
+) -> None:
+    """Paired t-test and Wilcoxon signed-rank per emotion across videos, effect sizes, Holm correction, CIs."""
+    from ferkit.corpus.compare import compare_runs
+
+    cmp = compare_runs(run_a, run_b, group, out)
+    t = cmp.table[cmp.table["scope"] == "all"]
+    console.print(f"{cmp.name_b} vs {cmp.name_a} over {int(t['n'].iloc[0])} videos (Holm-corrected p):")
+    for _, r in t.iterrows():
+        tested = r["p_t_holm"] == r["p_t_holm"] and r["p_t_holm"] is not None
+        detail = f"p_t={r['p_t_holm']:.3g} p_w={r['p_w_holm']:.3g} d_z={r['d_z']:+.2f}" if tested else r["note"]
+        console.print(f"  {r['emotion']:>9}: {r['mean_diff']:+.3f}  {escape(str(detail))}", highlight=False)
+    console.print(f"-> {escape(str(cmp.files[-1]))}")
+
+
+@corpus_app.command("query")
+def query_cmd(
+    run: Path = path_argument(..., help="Run folder of 'ferkit corpus run'."),
+    sql: str = typer.Argument(
+        ..., help="SQL over the view 'records', e.g. \"SELECT title, count(*) FROM records GROUP BY 1\"."
+    ),
+    csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
+) -> None:
+    """Run DuckDB SQL over the run's Parquet parts (view 'records')."""
+    from ferkit.corpus.query import query
+
+    frame = query(run, sql)
+    if csv:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    else:
+        typer.echo(frame.to_string(index=False, max_rows=200))

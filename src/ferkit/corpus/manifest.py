@@ -17,7 +17,7 @@ REQUIRED = ("path", "title")
 #: Columns every Parquet part has; a manifest column may not reuse these names.
 RESERVED = frozenset(
     {"video_id", "duration_s", "time_pct", "frame_index", "timestamp", "face_id", "model", "models", "emotion"}
-    | {"confidence", "sentiment", "smoothed_emotion", "detection_score", "alignment", "source"}
+    | {"confidence", "sentiment", "smoothed_emotion", "detection_score", "alignment"}
 )
 MAX_MANIFEST_BYTES = 64 << 20
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
