@@ -92,6 +92,9 @@ def run_cmd(
     retries: int = typer.Option(1, help="More attempts for a video that failed for a reason other than bad input."),
     address: str | None = typer.Option(None, help="Ray cluster address ('auto': the running one); else local Ray."),
     root: Path | None = path_option(None, help="Folder relative manifest paths start from (default: its folder)."),
+    checkpoint_every: float = typer.Option(
+        2.0, min=0.0, max=3600.0, help="Seconds of work between resume checkpoints of the video being analysed."
+    ),
 ) -> None:
     """Analyse every video of MANIFEST into one Parquet part each; a rerun skips finished videos and resumes a
     killed one."""
@@ -101,7 +104,7 @@ def run_cmd(
     if address is not None and engine != "ray":
         raise InputError("--address applies to --engine ray only")
     n, rate = _sampling(every, fps)
-    spec = RunSpec(tuple(model), not no_calibration, n, rate, detector)
+    spec = RunSpec(tuple(model), not no_calibration, n, rate, detector, checkpoint_every)
     bar = _Bar()
     try:
         summary = corpus_run(

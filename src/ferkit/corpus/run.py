@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,8 +157,9 @@ def plan(manifest: Manifest, out: Path, spec: RunSpec, settings: dict[str, Any],
                 relabel_part(job)
             summary.skipped.append(v.video_id)
             continue
-        for stale in (out / WORK).glob(f"{v.video_id}-*.jsonl*"):  # work of other content or settings
-            if not stale.name.startswith(job.work.name):
+        mine = re.compile(rf"{re.escape(v.video_id)}-[0-9a-f]{{16}}\.jsonl.*")
+        for stale in (out / WORK).glob(f"{v.video_id}-*.jsonl*"):  # work of this video's other content
+            if mine.fullmatch(stale.name) and not stale.name.startswith(job.work.name):
                 stale.unlink()
         jobs.append(job)
     hashes.save()

@@ -19,6 +19,7 @@ from ferkit.analysis.pipeline import AnalyzeOptions
 from ferkit.analysis.setup import ANALYSIS_THREADS, ModelSetup
 from ferkit.corpus.manifest import Video
 from ferkit.errors import FerkitError, InputError
+from ferkit.media.files import OutputLock
 from ferkit.models.base import EmotionModel
 
 
@@ -108,17 +109,25 @@ def analyse_video(job: VideoJob, report: Callable[[str, float], None] | Any = No
             send((job.video.video_id, float(rec.timestamp)))
 
     try:
-        result.resumed = job.work.exists() and job.work.stat().st_size > 0
         models = worker_models(job.spec)
         setup = ModelSetup(models, calibration=job.spec.calibration)
-        summary = run_analysis(
-            [job.video.file], job.work, "jsonl", setup, job.spec.options(), resume=True, plots=False, progress=progress
-        )
-        result.rows, result.faces = write_part(job, [m.name for m in models], list(models[0].classes))
+        with OutputLock(job.work):  # a worker orphaned by a killed run may still be finishing this video
+            result.resumed = job.work.exists() and job.work.stat().st_size > 0
+            summary = run_analysis(
+                [job.video.file],
+                job.work,
+                "jsonl",
+                setup,
+                job.spec.options(),
+                resume=True,
+                plots=False,
+                progress=progress,
+            )
+            result.rows, result.faces = write_part(job, [m.name for m in models], list(models[0].classes))
+            for p in (job.work, state_path(job.work)):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         result.warnings = list(summary.warnings)
-        for p in (job.work, state_path(job.work)):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
         result.ok = True
     except FerkitError as e:
         result.error = str(e)

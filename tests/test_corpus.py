@@ -1,0 +1,217 @@
+"""``ferkit corpus``: sparse every-N-th decoding, manifests, runs (skip, refuse, relabel, failures, kill -9 and
+resume), report, compare statistics and DuckDB queries, on real clips from ../shared/data/clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DATA
+
+from ferkit.corpus.manifest import load_manifest
+from ferkit.corpus.run import corpus_run
+from ferkit.corpus.worker import RunSpec
+from ferkit.errors import InputError
+
+CLIPS = DATA / "clips"
+SHORT = {  # title -> (file, group): three short clips with faces and one without
+    "single": ("pyfeat_single_face.mp4", "pexels"),
+    "noface": ("pyfeat_no_face.mp4", "pexels"),
+    "feifei3": ("styletalk_feifeili_clip3.mp4", "feifeili"),
+    "feifei1": ("styletalk_feifeili_clip1.mp4", "feifeili"),
+}
+EVERY = 30
+
+
+def write_manifest(path: Path, rows: dict[str, tuple[str, str]] = SHORT, extra: str = "") -> Path:
+    lines = ["path,title,speaker"] + [f"{f},{t},{g}" for t, (f, g) in rows.items()]
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+def parts_frame(out: Path) -> pd.DataFrame:
+    frames = [pd.read_parquet(f) for f in sorted((out / "records").glob("*.parquet"))]
+    return (
+        pd.concat(frames, ignore_index=True).sort_values(["video_id", "frame_index", "face_id"]).reset_index(drop=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four short clips, every 30th frame, with the bundled model and the fer backend (one run, two models)."""
+    tmp = tmp_path_factory.mktemp("corpus")
+    manifest = write_manifest(tmp / "m.csv")
+    summary = corpus_run(manifest, tmp / "run", RunSpec(("ferkit", "fer"), every=EVERY), workers=2, root=CLIPS)
+    assert sorted(summary.done) == sorted(SHORT) and not summary.failed
+    return tmp / "run"
+
+
+# --- sampling -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clip", ["pyfeat_no_face.mp4", "stage_hamilton.mp4", "pyfeat_face_noface.mov"])
+@pytest.mark.parametrize("every", [7, 100])
+def test_every_nth_frame_is_the_same_frame_in_every_skip_mode(clip: str, every: int) -> None:
+    from ferkit.media.video import SKIP_MODES, iter_every, iter_video
+
+    full = list(iter_video(CLIPS / clip, fps=None))
+    expected = [(f.index, f.timestamp, f.gray.tobytes()) for f in full[::every]]
+    for mode in SKIP_MODES:
+        got = [(f.index, f.timestamp, f.gray.tobytes()) for f in iter_every(CLIPS / clip, every, mode)]
+        assert got == expected, mode
+        assert np.array_equal(next(iter_every(CLIPS / clip, every, mode)).rgb(), full[0].rgb())
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, True, "10"])
+def test_every_must_be_a_whole_number(bad: object) -> None:
+    from ferkit.analysis.pipeline import AnalyzeOptions
+
+    with pytest.raises(InputError, match="--every"):
+        AnalyzeOptions(every=bad)  # type: ignore[arg-type]
+
+
+# --- manifests ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("m.csv", "", "no videos"),
+        ("m.csv", "path,genre\na.mp4,x\n", "lacks the column"),
+        ("m.csv", "path,title\na.mp4,A\nb.mp4,A\n", "same title"),
+        ("m.csv", "path,title\na.mp4,A\na.mp4,B\n", "same file"),
+        ("m.csv", "path,title,emotion\na.mp4,A,x\n", "reserved"),
+        ("m.csv", "path,title,my col\na.mp4,A,x\n", "reserved or not a plain name"),
+        ("m.csv", "path,title\na.mp4,A,extra\n", "more fields"),
+        ("m.csv", "path,title\n,A\n", "empty path"),
+        ("m.yaml", "videos: 3\n", "list of mappings"),
+        ("m.yaml", "- {path: a.mp4, title: A, tags: [1, 2]}\n", "scalars"),
+        ("m.yaml", "- {path: a.mp4\n", "not valid YAML"),
+        ("m.json", "[]", ".csv, .tsv, .yaml"),
+    ],
+)
+def test_bad_manifests_are_one_line_errors(tmp_path: Path, name: str, text: str, match: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError, match=match):
+        load_manifest(tmp_path / name)
+
+
+def test_manifest_yaml_resolves_paths_against_its_folder_and_types_columns(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("videos:\n  - {path: v.mp4, title: 'Le Film: 2', year: 1999, genre: comedy}\n")
+    (m,) = load_manifest(tmp_path / "m.yaml").videos
+    assert m.file == tmp_path / "v.mp4" and m.video_id == "Le_Film_2" and m.columns == {"year": 1999, "genre": "comedy"}
+
+
+# --- runs -----------------------------------------------------------------------------------------------------
+
+
+def test_every_video_gets_a_part_with_the_manifest_joined_in(run_dir: Path) -> None:
+    df = parts_frame(run_dir)
+    assert set(df["video_id"]) == set(SHORT)
+    assert (df["frame_index"] % EVERY == 0).all()
+    assert not df.duplicated(["video_id", "frame_index", "face_id"]).any()
+    for title, (_, group) in SHORT.items():
+        rows = df[df["video_id"] == title]
+        assert (rows["speaker"] == group).all() and (rows["path"] == SHORT[title][0]).all()
+        assert rows["frame_index"].min() == 0 and rows["time_pct"].between(0, 100).all()
+    noface = df[df["video_id"] == "noface"]
+    assert noface["face_id"].isna().sum() >= 3  # no-face rows: the video is done, with its frames
+    faces = df[df["face_id"].notna()]
+    probs = faces[[c for c in df.columns if c.startswith("p_")]].sum(axis=1)
+    assert np.allclose(probs, 1, atol=1e-3)
+    models = json.loads(faces["models"].iloc[0])
+    assert set(models) == {"ferkit", "fer"} and faces["model"].eq("ferkit").all()
+    log = [json.loads(line) for line in (run_dir / "run_log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in log].count("done") == len(SHORT) and log[-1]["event"] == "end"
+
+
+def test_a_rerun_is_a_no_op_and_other_settings_are_refused(run_dir: Path, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv")
+    before = {f: f.stat().st_mtime_ns for f in (run_dir / "records").iterdir()}
+    again = corpus_run(manifest, run_dir, RunSpec(("ferkit", "fer"), every=EVERY), root=CLIPS)
+    assert sorted(again.skipped) == sorted(SHORT) and not again.done
+    assert {f: f.stat().st_mtime_ns for f in (run_dir / "records").iterdir()} == before
+    for spec in (RunSpec(("ferkit", "fer"), every=10), RunSpec(("ferkit",), every=EVERY)):
+        with pytest.raises(InputError, match="never mixed"):
+            corpus_run(manifest, run_dir, spec, root=CLIPS)
+
+
+def test_a_changed_manifest_row_relabels_the_part_without_analysis(tmp_path: Path) -> None:
+    rows = {"single": SHORT["single"]}
+    spec = RunSpec(("ferkit",), every=EVERY)
+    corpus_run(write_manifest(tmp_path / "m.csv", rows), tmp_path / "run", spec, root=CLIPS)
+    first = parts_frame(tmp_path / "run")
+    again = corpus_run(
+        write_manifest(tmp_path / "m.csv", {"single": (rows["single"][0], "renamed")}),
+        tmp_path / "run",
+        spec,
+        root=CLIPS,
+    )
+    assert again.skipped == ["single"] and not again.done
+    second = parts_frame(tmp_path / "run")
+    assert (second["speaker"] == "renamed").all()
+    pd.testing.assert_frame_equal(first.drop(columns="speaker"), second.drop(columns="speaker"))
+
+
+def ferkit(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "ferkit.cli", *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_failing_videos_are_reported_and_never_stop_the_others(tmp_path: Path) -> None:
+    (tmp_path / "garbage.mp4").write_bytes(os.urandom(5000))
+    rows = {"single": (str(CLIPS / SHORT["single"][0]), "x"), "junk": ("garbage.mp4", "y"), "gone": ("gone.mp4", "y")}
+    res = ferkit(
+        "corpus", "run", write_manifest(tmp_path / "m.csv", rows), "--out", "run", "--every", EVERY, cwd=tmp_path
+    )
+    assert res.returncode == 1, res.stderr
+    assert "1 analysed, 0 already done, 2 failed" in res.stderr and "Traceback" not in res.stderr
+    assert "gone.mp4: no such video file" in res.stderr and "junk" in res.stderr
+    assert [p.name for p in (tmp_path / "run" / "records").iterdir()] == ["single.parquet"]
+
+
+def test_ray_without_ray_installed_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(InputError, match=r"pip install 'ferkit\[ray\]'"):
+        corpus_run(write_manifest(tmp_path / "m.csv"), tmp_path / "run", RunSpec(), engine="ray", root=CLIPS)
+    assert not (tmp_path / "run").exists()
+
+
+def _work_rows(out: Path) -> int:
+    return sum(len(f.read_bytes().splitlines()) for f in (out / ".work").glob("*.jsonl"))
+
+
+def test_kill_9_mid_video_then_rerun_gives_the_rows_of_an_uninterrupted_run(tmp_path: Path) -> None:
+    """SIGKILL the whole run (main process and workers) once the long clip's work file holds 120 rows; the rerun
+    continues it from its checkpoint: the same Parquet rows as a run never stopped, nothing duplicated."""
+    rows = {"pose2": ("edtalk_pose_source2.mp4", "a"), "single": ("pyfeat_single_face.mp4", "b")}
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    args = ["corpus", "run", manifest, "--every", "3", "--root", CLIPS, "--workers", "1", "--checkpoint-every", "0"]
+    assert ferkit(*args, "--out", "full", cwd=tmp_path).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "ferkit.cli", *map(str, args), "--out", "cut"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _work_rows(tmp_path / "cut") < 120:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "cut" / "records" / "pose2.parquet").exists()
+    res = ferkit(*args, "--out", "cut", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    log = [json.loads(line) for line in (tmp_path / "cut" / "run_log.jsonl").read_text().splitlines()]
+    assert any(e.get("video_id") == "pose2" and e["event"] == "done" and e["resumed"] for e in log)
+    cut, full = parts_frame(tmp_path / "cut"), parts_frame(tmp_path / "full")
+    assert not cut.duplicated(["video_id", "frame_index", "face_id"]).any()
+    pd.testing.assert_frame_equal(cut, full)
+    assert not list((tmp_path / "cut" / ".work").glob("*.jsonl"))
