@@ -215,3 +215,110 @@ def test_kill_9_mid_video_then_rerun_gives_the_rows_of_an_uninterrupted_run(tmp_
     assert not cut.duplicated(["video_id", "frame_index", "face_id"]).any()
     pd.testing.assert_frame_equal(cut, full)
     assert not list((tmp_path / "cut" / ".work").glob("*.jsonl"))
+
+
+# --- report, compare, query -----------------------------------------------------------------------------------
+
+
+def test_report_writes_shares_timelines_change_points_and_a_self_contained_html(run_dir: Path, tmp_path: Path) -> None:
+    from ferkit.corpus.report import corpus_report
+
+    r = corpus_report(run_dir, tmp_path / "rep", by="speaker")
+    names = {p.name for p in r.files}
+    assert {"report.md", "report.html", "shares.png", "group_timelines.png", "videos.csv", "timelines.csv"} <= names
+    v = r.videos.set_index("video_id")
+    share = [c for c in v.columns if c.startswith("share_")]
+    df = parts_frame(run_dir)
+    for vid in ("single", "feifei3", "feifei1"):
+        faces = df[(df["video_id"] == vid) & df["face_id"].notna()]
+        assert v.at[vid, "face_frames"] == len(faces)
+        assert np.isclose(v.loc[vid, share].sum(), 1)
+        assert np.isclose(v.at[vid, f"share_{faces['emotion'].mode()[0]}"], v.loc[vid, share].max())
+        assert 0 <= v.at[vid, "entropy"] <= 1 and 0 <= v.at[vid, "flatness"] <= 1
+        minutes = faces["duration_s"].iloc[0] / 60
+        assert np.isclose(v.at[vid, "faces_per_minute"], faces["face_id"].nunique() / minutes)
+    tl = r.timelines[r.timelines["video_id"] == "feifei1"]
+    assert len(tl) == 100 and tl["pct"].between(0, 100).all()
+    assert set(r.group_timelines["group"]) == {"pexels", "feifeili"}
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<script src" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js inlined
+    assert "| feifeili |" in (tmp_path / "rep" / "report.md").read_text().replace("  ", " ")
+    with pytest.raises(InputError, match="not a manifest column"):
+        corpus_report(run_dir, tmp_path / "rep", by="genre")
+
+
+def test_change_points_follow_the_dominant_emotion() -> None:
+    from ferkit.corpus.metrics import change_points
+
+    pct = np.arange(100) + 0.5
+    happy = np.where(pct < 40, 0.8, 0.1)
+    tl = pd.DataFrame({"video_id": "v", "pct": pct, "happy": happy, "sad": 1 - happy})
+    (cp,) = change_points(tl, ["happy", "sad"]).to_dict("records")
+    assert cp["from"] == "happy" and cp["to"] == "sad" and cp["pct"] == pytest.approx(40.5)
+
+
+def test_paired_statistics_match_scipy_and_refuse_degenerate_input() -> None:
+    from scipy import stats
+
+    from ferkit.corpus.stats import compare_shares, holm, paired_test, rank_biserial
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 0.5, 12)
+    b = a + rng.normal(0.1, 0.05, 12)
+    t = paired_test("happy", a, b)
+    assert t.p_t == pytest.approx(stats.ttest_rel(b, a).pvalue) and t.p_w == pytest.approx(stats.wilcoxon(b - a).pvalue)
+    assert t.d_z == pytest.approx((b - a).mean() / (b - a).std(ddof=1)) and t.ci_low < t.mean_diff < t.ci_high
+    assert rank_biserial(np.array([1.0, 2, 3, -4, 5, 0])) == pytest.approx((11 - 4) / 15)  # zeros dropped
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06], nan_ok=True)
+    constant = paired_test("sad", a, a + 0.1)
+    assert constant.p_t is None and "constant" in constant.note
+    assert "at least 3" in paired_test("sad", a[:2], b[:2]).note
+    tests = compare_shares(np.c_[a, 1 - a], np.c_[b, 1 - b], ["happy", "sad"])
+    assert all(x.p_t_holm is not None and x.p_t_holm >= x.p_t for x in tests)
+
+
+def test_compare_one_run_with_two_models(run_dir: Path, tmp_path: Path) -> None:
+    from ferkit.corpus.compare import compare_runs
+
+    cmp = compare_runs(run_dir, out=tmp_path / "cmp")
+    assert (cmp.name_a, cmp.name_b) == ("ferkit", "fer")
+    allv = cmp.table[cmp.table["scope"] == "all"]
+    assert len(allv) == 7 and (allv["n"] == 4).all()  # the no-face clip has a false face in both: 4 videos
+    df = parts_frame(run_dir)
+    fer = [json.loads(m)["fer"]["emotion"] for m in df.loc[df["video_id"] == "feifei1", "models"].dropna()]
+    row = cmp.shares.set_index("video_id").loc["feifei1"]
+    assert row["fer_neutral"] == pytest.approx(fer.count("neutral") / len(fer))
+    per_group = cmp.table[cmp.table["scope"] == "speaker=pexels"]
+    assert per_group["note"].str.contains("at least 3").all()  # 2 videos in that group: a note, not NaN numbers
+    assert {"compare.md", "compare.csv", "compare.png"} <= {p.name for p in cmp.files}
+
+
+def test_compare_needs_three_common_videos(tmp_path: Path) -> None:
+    from ferkit.corpus.compare import compare_runs
+
+    rows = {k: SHORT[k] for k in ("single", "feifei3")}
+    for name, model in (("a", "ferkit"), ("b", "fer")):
+        corpus_run(
+            write_manifest(tmp_path / "m.csv", rows), tmp_path / name, RunSpec((model,), every=EVERY), root=CLIPS
+        )
+    with pytest.raises(InputError, match="only 2 video"):
+        compare_runs(tmp_path / "a", tmp_path / "b")
+
+
+def test_query_runs_sql_over_the_parts_and_reports_errors_in_one_line(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ferkit.corpus.query import query
+
+    got = query(run_dir, "SELECT video_id, count(*) AS n, count(face_id) AS faces FROM records GROUP BY 1 ORDER BY 1")
+    df = parts_frame(run_dir)
+    assert got.set_index("video_id")["n"].to_dict() == df.groupby("video_id").size().to_dict()
+    with pytest.raises(InputError, match="query failed"):
+        query(run_dir, "SELECT nope FROM records")
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir / "records", broken / "records")
+    (broken / "records" / "single.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="query failed"):
+        query(broken, "SELECT count(*) FROM records")
+    with pytest.raises(InputError, match="no corpus records"):
+        query(tmp_path, "SELECT 1")
