@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from conftest import DATA
 
+from ferkit.corpus.jobs import RunSpec
 from ferkit.corpus.manifest import load_manifest
 from ferkit.corpus.run import corpus_run
-from ferkit.corpus.worker import RunSpec
 from ferkit.errors import InputError
 
 CLIPS = DATA / "clips"
@@ -322,3 +322,17 @@ def test_query_runs_sql_over_the_parts_and_reports_errors_in_one_line(run_dir: P
         query(broken, "SELECT count(*) FROM records")
     with pytest.raises(InputError, match="no corpus records"):
         query(tmp_path, "SELECT 1")
+
+
+def test_ray_engine_writes_the_parts_of_the_local_engine(tmp_path: Path) -> None:
+    """A local Ray with two workers, one task per video: byte-identical Parquet parts."""
+    pytest.importorskip("ray")
+    rows = {k: SHORT[k] for k in ("single", "noface", "feifei3")}
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    for engine in ("local", "ray"):
+        s = corpus_run(manifest, tmp_path / engine, RunSpec(every=EVERY), engine=engine, workers=2, root=CLIPS)
+        assert sorted(s.done) == sorted(rows) and not s.failed
+    for part in (tmp_path / "local" / "records").iterdir():
+        assert part.read_bytes() == (tmp_path / "ray" / "records" / part.name).read_bytes(), part.name
+    log = [json.loads(line) for line in (tmp_path / "ray" / "run_log.jsonl").read_text().splitlines()]
+    assert {e["event"] for e in log} == {"start", "done", "end"} and log[0]["engine"] == "ray"

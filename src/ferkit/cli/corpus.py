@@ -99,7 +99,7 @@ def run_cmd(
     """Analyse every video of MANIFEST into one Parquet part each; a rerun skips finished videos and resumes a
     killed one."""
     from ferkit.corpus.run import RunEvents, corpus_run
-    from ferkit.corpus.worker import RunSpec
+    from ferkit.corpus.jobs import RunSpec
 
     if address is not None and engine != "ray":
         raise InputError("--address applies to --engine ray only")

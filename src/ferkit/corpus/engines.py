@@ -8,12 +8,14 @@ a worker process that dies (killed, out of memory) fails only the videos it was 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue as queue_mod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ferkit.corpus.worker import VideoJob, VideoResult, analyse_video
+from ferkit.corpus.jobs import VideoJob, VideoResult
+from ferkit.corpus.worker import analyse_video
 from ferkit.errors import InputError
 
 ENGINES = ("local", "ray")
@@ -99,7 +101,7 @@ def run_ray(jobs: list[VideoJob], workers: int, retries: int, cb: Callbacks, add
     started = not ray.is_initialized()
     if started:
         kw = {"address": address} if address else {"num_cpus": workers}
-        ray.init(include_dashboard=False, log_to_driver=False, **kw)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **kw)
     try:
         task = ray.remote(num_cpus=1, max_retries=retries)(analyse_video)  # max_retries: a dead worker process
         attempts = {j.video.video_id: 0 for j in jobs}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from ferkit.corpus.worker import VideoJob
+    from ferkit.corpus.jobs import VideoJob
 
 META_KEY = b"ferkit_corpus"
 RECORDS = "records"

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ferkit.corpus.engines import Callbacks, run_local, run_ray
+from ferkit.corpus.jobs import RunSpec, VideoJob, VideoResult
 from ferkit.corpus.manifest import Manifest, load_manifest
 from ferkit.corpus.parts import RECORDS, arrow_type, part_meta, relabel_part, row_stamp
-from ferkit.corpus.worker import RunSpec, VideoJob, VideoResult
 from ferkit.errors import InputError
 from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, read_json_file, source_identity
 
