@@ -59,3 +59,4 @@ class VideoResult:
     retryable: bool = False  # a failure another attempt may not repeat (not bad input)
     warnings: list[str] = field(default_factory=list)
     worker: int = 0  # the worker process id
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far (MB)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,4 +82,5 @@ def analyse_video(job: VideoJob, report: Callable[[str, float], None] | Any = No
         result.error = f"{type(e).__name__}: {e}"
         result.retryable = True
     result.seconds = round(time.monotonic() - start, 3)
+    result.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
     return result
