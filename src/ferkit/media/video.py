@@ -115,10 +115,7 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
             except StopIteration:
                 break
             except av.error.FFmpegError as e:
-                if produced == 0:
-                    raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
-                if problems is not None:
-                    problems.append(f"{path}: decoding stopped after frame {index} ({e}); earlier frames kept")
+                _stream_broke(path, e, produced, index, problems)
                 break
             index += 1
             t = max(0.0, frame.pts * tb - start) if frame.pts is not None else index / rate
@@ -133,6 +130,15 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
         _check_complete(path, stream, index, t_last=t if index >= 0 else None, problems=problems)
     finally:
         container.close()
+
+
+def _stream_broke(path: Path, error: Exception, produced: int, after: int, problems: list[str] | None) -> None:
+    """A decoding error: ``InputError`` when no frame was produced yet, else a note in ``problems`` (the caller
+    stops there and keeps the frames before)."""
+    if produced == 0:
+        raise InputError(f"{path}: corrupt video, no frame could be decoded ({error})") from error
+    if problems is not None:
+        problems.append(f"{path}: decoding stopped after frame {after} ({error}); earlier frames kept")
 
 
 def _check_complete(path: Path, stream, last_index: int, t_last: float | None, problems: list[str] | None) -> None:
@@ -175,6 +181,9 @@ def is_video(path: Path) -> bool:
 #: non-reference frames that are not samples (nothing depends on them, so the samples' pixels are unchanged);
 #: ``seek`` adds a jump to the keyframe before a sample when one lies past the current position.
 SKIP_MODES = ("all", "nonref", "seek")
+#: ``seek`` mode jumps only over more frames than this (measured on the shared clips: a seek flushes the threaded
+#: decoder, which costs about as much as decoding a few dozen small frames).
+SEEK_GAP = 48
 
 
 def _packet_index(path: Path) -> tuple[list[int], list[int]]:
@@ -223,9 +232,12 @@ def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] |
         produced, k = 0, 0  # k: the next target not yet yielded
 
         def seek_to(target: int) -> bool:
-            """Jump to the keyframe at or before ``target`` when it lies beyond what was decoded last."""
+            """Jump to the keyframe at or before ``target`` when it lies more than :data:`SEEK_GAP` frames beyond
+            the last packet sent to the decoder (a shorter jump costs more than decoding the frames between)."""
             i = bisect.bisect_right(keys, target) - 1
             if skip != "seek" or i < 0 or keys[i] <= last_sent:  # the target may already be in the decoder
+                return False
+            if index_of[keys[i]] - index_of.get(last_sent, -1) <= SEEK_GAP:
                 return False
             container.seek(keys[i], stream=stream, backward=True, any_frame=False)
             return True
@@ -238,25 +250,15 @@ def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] |
                 packets = container.demux(stream)
             try:
                 pkt = next(packets)
+                if pkt.pts is not None:
+                    last_sent = max(last_sent, pkt.pts)
+                    if skip != "all":
+                        ctx.skip_frame = "DEFAULT" if pkt.pts in wanted else "NONREF"
+                frames = pkt.decode()
             except StopIteration:
                 break
             except av.error.FFmpegError as e:
-                if produced == 0:
-                    raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
-                if problems is not None:
-                    problems.append(f"{path}: decoding stopped after frame {index_of.get(last_pts, -1)} ({e})")
-                break
-            if pkt.pts is not None:
-                last_sent = max(last_sent, pkt.pts)
-                if skip != "all":
-                    ctx.skip_frame = "DEFAULT" if pkt.pts in wanted else "NONREF"
-            try:
-                frames = pkt.decode()
-            except av.error.FFmpegError as e:
-                if produced == 0:
-                    raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
-                if problems is not None:
-                    problems.append(f"{path}: decoding stopped after frame {index_of.get(last_pts, -1)} ({e})")
+                _stream_broke(path, e, produced, index_of.get(last_pts, -1), problems)
                 break
             for frame in frames:
                 if frame.pts is None:
