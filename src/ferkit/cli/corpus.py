@@ -47,7 +47,6 @@ class _Bar:
 
     def planned(self, jobs: list, seconds: float) -> None:
         self.total = len(jobs)
-        self.lengths = {j.video.video_id: 0.0 for j in jobs}
         self.task = self.bar.add_task("corpus", total=max(seconds, 1e-9), status=self._status())
         self.bar.start()
 
@@ -73,10 +72,6 @@ class _Bar:
             console.print(f"[yellow]{escape(r.video_id)}[/] {what}: {escape(one_line(r.error))}", highlight=False)
         self.bar.update(self.task, status=self._status())
 
-    def finish(self, summary) -> None:
-        self.bar.update(self.task, completed=self.bar.tasks[0].total) if self.bar.tasks else None
-        self.bar.stop()
-
 
 @corpus_app.command("run")
 def run_cmd(
@@ -98,8 +93,8 @@ def run_cmd(
 ) -> None:
     """Analyse every video of MANIFEST into one Parquet part each; a rerun skips finished videos and resumes a
     killed one."""
-    from ferkit.corpus.run import RunEvents, corpus_run
     from ferkit.corpus.jobs import RunSpec
+    from ferkit.corpus.run import RunEvents, corpus_run
 
     if address is not None and engine != "ray":
         raise InputError("--address applies to --engine ray only")
