@@ -336,3 +336,49 @@ def test_ray_engine_writes_the_parts_of_the_local_engine(tmp_path: Path) -> None
         assert part.read_bytes() == (tmp_path / "ray" / "records" / part.name).read_bytes(), part.name
     log = [json.loads(line) for line in (tmp_path / "ray" / "run_log.jsonl").read_text().splitlines()]
     assert {e["event"] for e in log} == {"start", "done", "end"} and log[0]["engine"] == "ray"
+
+
+def test_cli_compare_and_query_of_a_two_model_run(run_dir: Path, tmp_path: Path) -> None:
+    res = ferkit("corpus", "compare", run_dir, "--out", tmp_path / "cmp", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "fer vs ferkit over 4 videos" in res.stderr and "neutral:" in res.stderr
+    assert (tmp_path / "cmp" / "compare.md").read_text().startswith("# fer vs ferkit")
+    res = ferkit(
+        "corpus",
+        "query",
+        run_dir,
+        "SELECT video_id, count(*) AS n FROM records GROUP BY 1 ORDER BY 1",
+        "--csv",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    counts = parts_frame(run_dir).groupby("video_id").size()
+    assert res.stdout.splitlines() == ["video_id,n", *(f"{v},{n}" for v, n in sorted(counts.items()))]
+
+
+def test_fps_sampling_runs_too(tmp_path: Path) -> None:
+    rows = {"single": SHORT["single"]}
+    s = corpus_run(write_manifest(tmp_path / "m.csv", rows), tmp_path / "run", RunSpec(every=None, fps=2.0), root=CLIPS)
+    assert s.done == ["single"]
+    ts = parts_frame(tmp_path / "run")["timestamp"].to_numpy()
+    assert np.allclose(ts, np.arange(len(ts)) * 0.5, atol=0.04) and len(ts) == 5  # a 2.4 s clip at 2 fps
+    meta = json.loads((tmp_path / "run" / "corpus.json").read_text())
+    assert meta["sampling"] == "2 fps" and meta["settings"]["fps"] == 2.0 and meta["settings"]["every"] is None
+
+
+def test_retry_policy_retries_transient_failures_only(tmp_path: Path) -> None:
+    from ferkit.corpus.engines import Callbacks, _settle
+    from ferkit.corpus.jobs import VideoJob, VideoResult
+
+    (video,) = load_manifest(write_manifest(tmp_path / "m.csv", {"single": SHORT["single"]}), CLIPS).videos
+    job = VideoJob(video, "k", "h", tmp_path / "w.jsonl", tmp_path / "p.parquet", RunSpec())
+    seen: list[tuple[int, bool]] = []
+    cb = Callbacks(lambda v, s: None, lambda r, attempt, final: seen.append((attempt, final)))
+    attempts = {"single": 0}
+    died = VideoResult("single", ok=False, error="worker died", retryable=True)
+    assert _settle(died, job, attempts, 2, cb) and _settle(died, job, attempts, 2, cb)
+    assert not _settle(died, job, attempts, 2, cb)  # the third attempt was the last
+    assert seen == [(1, False), (2, False), (3, True)]
+    attempts["single"] = 0
+    bad = VideoResult("single", ok=False, error="corrupt video", retryable=False)
+    assert not _settle(bad, job, attempts, 2, cb) and seen[-1] == (1, True)
