@@ -50,6 +50,7 @@ CASE_MODULES: list[str] = [
     "cases_outputs",
     "cases_aus",
     "cases_synth",
+    "cases_corpus",
 ]
 
 
