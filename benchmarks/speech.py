@@ -1,9 +1,10 @@
 """Visual speech (``speaking`` of ``ferkit analyze --aus``) against an audio voice-activity reference.
 
-    python benchmarks/speech.py [--fps all,12.5,8.33,5]
+    python benchmarks/speech.py [--fps all,12.5,8.33,5] [--au-fps 15]
 
 For each clip with speech audio (``edtalk_pose_source2``, ``edtalk_uncrop_Obama``) and each sampling rate, the clip
-is analysed with ``--aus`` (the shipped pipeline: tracking, landmarker crops, per-track detector) and every face
+is analysed with ``--aus`` (the shipped pipeline: tracking, landmarker crops at most ``--au-fps`` fits per second
+per face, the frames between holding the last answer, per-track detector) and every face
 frame's ``speaking >= 0.5`` is compared with the clip's own energy-based voice activity (``ferkit.media.audio``) at
 the frame's time: balanced accuracy (an always-speaking answer scores 0.5), the lag that maximises the
 cross-correlation of P(speaking) with the audio track (+: the visual answer comes later), and the share of frames
@@ -27,7 +28,9 @@ SPEECH = ("edtalk_pose_source2", "edtalk_uncrop_Obama")
 OTHER = ("pyfeat_single_face", "pyfeat_WolfgangLanger_Pexels", "stage_hamilton")
 
 
-def analyse(clip: Path, fps: float | None) -> tuple[list[dict], list[tuple[int, float, object]]]:
+def analyse(
+    clip: Path, fps: float | None, au_fps: float | None = 15.0
+) -> tuple[list[dict], list[tuple[int, float, object]]]:
     """Records of an --aus run, and every (face_id, t, mouth features or None) the speech detector saw."""
     import ferkit
     from ferkit.analysis import au_tracks
@@ -36,13 +39,13 @@ def analyse(clip: Path, fps: float | None) -> tuple[list[dict], list[tuple[int, 
     original = au_tracks.AuTracks.update
 
     def spy(self, face_id, t, fit):
-        if t is not None:
+        if t is not None and not isinstance(fit, au_tracks.Held):
             seen.append((face_id, t, fit.mouth if fit is not None else None))
         return original(self, face_id, t, fit)
 
     au_tracks.AuTracks.update = spy
     try:
-        records = ferkit.analyze(clip, fps=fps, aus=True)
+        records = ferkit.analyze(clip, fps=fps, aus=True, au_fps=au_fps)
     finally:
         au_tracks.AuTracks.update = original
     return records, seen
@@ -99,13 +102,15 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fps", default="all,12.5,8.33,5")
+    ap.add_argument("--au-fps", default="15", help="landmarker fits per face per second ('all': every frame)")
     args = ap.parse_args()
     rates = [None if f == "all" else float(f) for f in args.fps.split(",")]
+    au_fps = None if args.au_fps == "all" else float(args.au_fps)
     rows, seen_by = [], {}
     for name in SPEECH:
         clip = CLIPS / f"{name}.mp4"
         for fps in rates:
-            records, seen = analyse(clip, fps)
+            records, seen = analyse(clip, fps, au_fps)
             seen_by[name, fps] = seen
             faces = [r for r in records if r.get("speaking") is not None]
             times = np.array([r["timestamp"] for r in faces])
@@ -131,14 +136,15 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     for name in OTHER:
         clip = next(iter(sorted(CLIPS.glob(f"{name}.*"))))
-        records, _ = analyse(clip, None)
+        records, _ = analyse(clip, None, au_fps)
         faces = [r for r in records if r.get("speaking") is not None]
         share = float(np.mean([r["speaking"] >= 0.5 for r in faces])) if faces else None
         row = {"clip": name, "fps": "all", "frames_scored": len(faces), "speaking_share": share}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = HERE / "results" / "speech.json"
-    out.write_text(json.dumps({"command": f"python benchmarks/speech.py --fps {args.fps}", "rows": rows}, indent=1))
+    out = HERE / "results" / ("speech.json" if args.au_fps == "all" else f"speech_au_fps{args.au_fps}.json")
+    command = f"python benchmarks/speech.py --fps {args.fps} --au-fps {args.au_fps}"
+    out.write_text(json.dumps({"command": command, "rows": rows}, indent=1))
     print(out)
 
 

@@ -52,3 +52,27 @@ def test_shipped_gate_matches_the_bundled_model_and_gates_analysis() -> None:
     faces = [r for r in recs if r["face_id"] is not None]
     assert faces and all(r["gate"]["model"] == "ferkit-gate" for r in faces)
     assert all(r["gated"] == (r["gate"]["score"] < 0.5) for r in faces)
+
+
+def test_occluded_copies_hide_part_of_each_face_and_train_a_different_gate(tmp_path: Path) -> None:
+    from ferkit.errors import InputError
+    from ferkit.training.gate import occlude
+
+    crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 4)])
+    for how in ("erasing", "gridmask", "both"):
+        out = occlude(crops, how, seed=7)
+        assert out.shape == crops.shape and out.dtype == np.uint8
+        changed = (out != crops).mean(axis=(1, 2))
+        assert (changed > 0.05).all() and (changed < 0.6).all(), (how, changed)
+        np.testing.assert_array_equal(out, occlude(crops, how, seed=7))  # a seed gives the same occlusion
+    data = tmp_path / "fer"
+    for p in fer_files("train", 30):
+        (data / "train" / p.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, data / "train" / p.parent.name / p.name)
+    clean = build("ferkit", data, tmp_path / "clean", "expressive_vs_neutral", None)
+    both = build("ferkit", data, tmp_path / "both", "expressive_vs_neutral", None, occlusion="both")
+    assert both["training"]["occlusion"] == "both" and "--occlusion both" in both["training"]["reproduce"][0]
+    assert both["sha256"] != clean["sha256"]
+    assert both["training"]["train_count"] == clean["training"]["train_count"] > 150  # copies are not counted
+    with pytest.raises(InputError, match="--occlusion must be one of"):
+        build("ferkit", data, tmp_path / "x", "expressive_vs_neutral", None, occlusion="mask")

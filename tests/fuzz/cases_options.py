@@ -206,6 +206,8 @@ for option, value, expect in [
                                              ("inf", "either"), ("1e308", "either"), ("0", "ok")]],
     *[("checkpoint-every", v, e) for v, e in [("nan", "usage_error"), ("-1", "usage_error"), ("inf", "usage_error"),
                                               ("1e308", "usage_error"), ("2s", "usage_error"), ("0", "ok")]],
+    *[("au-fps", v, e) for v, e in [("nan", "usage_error"), ("-1", "usage_error"), ("0", "usage_error"),
+                                    ("inf", "usage_error"), ("15fps", "usage_error"), ("all", "ok"), ("1", "ok")]],
 ]:  # fmt: skip
     register(
         FuzzCase(

@@ -49,6 +49,8 @@ CASE_MODULES: list[str] = [
     "cases_configs",
     "cases_outputs",
     "cases_aus",
+    "cases_synth",
+    "cases_corpus",
     "cases_curation",
 ]
 

@@ -21,7 +21,7 @@ from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, s
 from ferkit.faces.detectors import Detector, Face, check_detector, create_detector
 from ferkit.faces.tracking import FaceTracker
 from ferkit.media.images import Frame, image_frame
-from ferkit.media.video import check_fps, is_video, iter_video
+from ferkit.media.video import check_every, check_fps, is_video, iter_every, iter_video
 from ferkit.models.base import EmotionModel, resolve_tta, set_tta
 from ferkit.models.ensemble import CropKind, Ensemble, FaceScores
 
@@ -31,6 +31,7 @@ class AnalyzeOptions:
     """Knobs of :class:`Analyzer` (the CLI exposes the common ones)."""
 
     fps: float | None = 5.0  # video sampling rate; None = every frame
+    every: int | None = None  # video: every N-th frame instead of ``fps`` (decodes sparsely, see media.video)
     crops: bool = False  # each image already is a face crop: no detection, just resize
     detector: str = "blazeface"
     detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
@@ -51,6 +52,7 @@ class AnalyzeOptions:
         """Values outside their domain are one ``InputError`` here, for the Python API as for the CLI."""
         check_fps(self.fps)
         check_fps(self.au_fps, option="--au-fps")
+        check_every(self.every)
         check_detector(self.detector)
         for name, value, lo, hi in (
             ("--detect-interval", self.detect_interval, 0, 3600),
@@ -186,7 +188,12 @@ class Analyzer:
         video = is_video(path)
         if self.tta is not None:
             set_tta(self.models, self.tta, video)
-        frames: Iterable[Frame] = iter_video(path, self.options.fps, self.warnings) if video else [image_frame(path)]
+        every = self.options.every
+        frames: Iterable[Frame] = (
+            [image_frame(path)] if not video else iter_video(path, self.options.fps, self.warnings)
+        )
+        if video and every is not None:
+            frames = iter_every(path, every, problems=self.warnings)
         tracker = self._tracker()
         smoother = self._smoother()
         au_tracks = self._au_tracks(video)

@@ -4,7 +4,9 @@ on it — :mod:`ferkit.cli.analysis` (analyze, evaluate, calibrate, fuse, models
 relabel). No module outside this package imports it."""
 
 from ferkit.cli import analysis as _analysis  # noqa: F401 - registers its commands on the app
+from ferkit.cli import corpus as _corpus  # noqa: F401 - registers its commands on the app
 from ferkit.cli import curation as _curation  # noqa: F401 - registers its commands on the app
+from ferkit.cli import synth as _synth  # noqa: F401 - registers its commands on the app
 from ferkit.cli import train as _train  # noqa: F401 - registers its commands on the app
 from ferkit.cli.app import app, main
 

@@ -23,6 +23,7 @@ from mediapipe.tasks.python import vision
 from mediapipe.tasks.python.core.base_options import BaseOptions
 
 from ferkit.errors import ModelError
+from ferkit.faces.detectors import _quiet_native_stderr
 
 LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 #: The bundled file (data, not code).
@@ -147,14 +148,23 @@ class FaceLandmarker:
             output_facial_transformation_matrixes=True,
         )
         self.running_mode: RunningMode = running_mode
-        self._task = vision.FaceLandmarker.create_from_options(options)
+        with _quiet_native_stderr():  # graph start-up logs TFLite/absl lines on the process's stderr
+            self._task = vision.FaceLandmarker.create_from_options(options)
         self._last_ts = -1
+        self._started = False
 
     def fit(self, crop_rgb: np.ndarray, timestamp_ms: int | None = None) -> LandmarkResult | None:
         """Fit the mesh to an RGB uint8 face crop; ``None`` when no face is found."""
         if crop_rgb.ndim != 3 or crop_rgb.shape[2] != 3 or crop_rgb.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB crop, got {crop_rgb.shape} {crop_rgb.dtype}")
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop_rgb))
+        if not self._started:  # the first inference logs too (absl warnings of the blendshape model)
+            self._started = True
+            with _quiet_native_stderr():
+                return self._fit(image, crop_rgb, timestamp_ms)
+        return self._fit(image, crop_rgb, timestamp_ms)
+
+    def _fit(self, image: mp.Image, crop_rgb: np.ndarray, timestamp_ms: int | None) -> LandmarkResult | None:
         if self.running_mode == "video":
             ts = self._last_ts + 1 if timestamp_ms is None else int(timestamp_ms)
             if ts <= self._last_ts:

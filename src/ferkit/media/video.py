@@ -6,6 +6,7 @@ memory stays flat in video length; a gray plane is made for every frame and RGB 
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,6 +83,12 @@ def check_fps(fps: float | None, shown: str | None = None, option: str = "--fps"
         raise InputError(f"{option} must be a number in (0, {MAX_FPS:g}] or 'all', got {shown or fps}")
 
 
+def check_every(every: int | None) -> None:
+    """``InputError`` unless ``every`` (sample every N-th frame) is a whole number in [1, 10**9] or None."""
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 10**9):
+        raise InputError(f"--every must be a whole number of frames in [1, 1e9], got {every!r}")
+
+
 def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None = None) -> Iterator[Frame]:
     """Decode ``path`` and yield frames sampled at ``fps`` (``None``: every frame), with timestamps in seconds.
 
@@ -108,10 +115,7 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
             except StopIteration:
                 break
             except av.error.FFmpegError as e:
-                if produced == 0:
-                    raise InputError(f"{path}: corrupt video, no frame could be decoded ({e})") from e
-                if problems is not None:
-                    problems.append(f"{path}: decoding stopped after frame {index} ({e}); earlier frames kept")
+                _stream_broke(path, e, produced, index, problems)
                 break
             index += 1
             t = max(0.0, frame.pts * tb - start) if frame.pts is not None else index / rate
@@ -126,6 +130,15 @@ def iter_video(path: Path, fps: float | None = 5.0, problems: list[str] | None =
         _check_complete(path, stream, index, t_last=t if index >= 0 else None, problems=problems)
     finally:
         container.close()
+
+
+def _stream_broke(path: Path, error: Exception, produced: int, after: int, problems: list[str] | None) -> None:
+    """A decoding error: ``InputError`` when no frame was produced yet, else a note in ``problems`` (the caller
+    stops there and keeps the frames before)."""
+    if produced == 0:
+        raise InputError(f"{path}: corrupt video, no frame could be decoded ({error})") from error
+    if problems is not None:
+        problems.append(f"{path}: decoding stopped after frame {after} ({error}); earlier frames kept")
 
 
 def _check_complete(path: Path, stream, last_index: int, t_last: float | None, problems: list[str] | None) -> None:
@@ -161,3 +174,108 @@ def is_video(path: Path) -> bool:
             return False
     except Exception:
         return True
+
+
+#: How :func:`iter_every` decodes the frames between samples (see docs/corpus.md for the measurements):
+#: ``all`` decodes every frame (converting only the samples); ``nonref`` also tells the decoder to drop the
+#: non-reference frames that are not samples (nothing depends on them, so the samples' pixels are unchanged);
+#: ``seek`` adds a jump to the keyframe before a sample when one lies past the current position.
+SKIP_MODES = ("all", "nonref", "seek")
+#: ``seek`` mode jumps only over more frames than this (measured on the shared clips: a seek flushes the threaded
+#: decoder, which costs about as much as decoding a few dozen small frames).
+SEEK_GAP = 48
+
+
+def _packet_index(path: Path) -> tuple[list[int], list[int]]:
+    """Presentation timestamps of the first video stream's packets in display order, and those of its keyframes
+    (demuxing only: no decoding, a small fraction of decode time)."""
+    pts, keys = [], []
+    with _open(path) as container:
+        for pkt in container.demux(container.streams.video[0]):
+            if pkt.pts is None or pkt.size == 0 or pkt.is_discard:  # edit-list cuts: never shown
+                continue
+            pts.append(pkt.pts)
+            if pkt.is_keyframe:
+                keys.append(pkt.pts)
+    return sorted(pts), sorted(keys)
+
+
+def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] | None = None) -> Iterator[Frame]:
+    """Yield every ``every``-th frame of ``path`` in display order (indices 0, N, 2N, … exactly, also for
+    variable frame rates), decoding as little of the rest as ``skip`` allows (:data:`SKIP_MODES`).
+
+    The frame indices come from a demux-only pass over the packets' timestamps, so every mode yields the same
+    frames with the same pixels; ``InputError`` when no frame can be decoded, a stream that breaks part-way ends
+    the iteration with a message in ``problems``.
+    """
+    import av
+
+    check_every(every)
+    if skip not in SKIP_MODES:
+        raise InputError(f"unknown skip mode {skip!r}; choose one of {', '.join(SKIP_MODES)}")
+    try:
+        order, keys = _packet_index(path)
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path}: corrupt video, its packets cannot be read ({e})") from e
+    if not order:
+        raise InputError(f"{path}: video has no decodable frames")
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        start = stream.start_time if stream.start_time is not None else order[0]
+        index_of = {p: i for i, p in enumerate(order)}
+        targets = order[::every]
+        wanted = set(targets)
+        ctx = stream.codec_context
+        produced, k = 0, 0  # k: the next target not yet yielded
+
+        def seek_to(target: int) -> bool:
+            """Jump to the keyframe at or before ``target`` when it lies more than :data:`SEEK_GAP` frames beyond
+            the last packet sent to the decoder (a shorter jump costs more than decoding the frames between)."""
+            i = bisect.bisect_right(keys, target) - 1
+            if skip != "seek" or i < 0 or keys[i] <= last_sent:  # the target may already be in the decoder
+                return False
+            if index_of[keys[i]] - index_of.get(last_sent, -1) <= SEEK_GAP:
+                return False
+            container.seek(keys[i], stream=stream, backward=True, any_frame=False)
+            return True
+
+        last_pts = last_sent = -(1 << 62)
+        restart = True
+        while k < len(targets):
+            if restart:
+                restart = False
+                packets = container.demux(stream)
+            try:
+                pkt = next(packets)
+                if pkt.pts is not None:
+                    last_sent = max(last_sent, pkt.pts)
+                    if skip != "all":
+                        ctx.skip_frame = "DEFAULT" if pkt.pts in wanted else "NONREF"
+                frames = pkt.decode()
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                _stream_broke(path, e, produced, index_of.get(last_pts, -1), problems)
+                break
+            for frame in frames:
+                if frame.pts is None:
+                    continue
+                last_pts = max(last_pts, frame.pts)
+                while k < len(targets) and targets[k] < frame.pts:  # a sample the decoder never gave: passed
+                    k += 1
+                if k < len(targets) and frame.pts == targets[k]:
+                    produced += 1
+                    k += 1
+                    t = max(0.0, (frame.pts - start) * tb)
+                    yield Frame(index_of[frame.pts], round(t, 6), gray_plane(frame), _av_frame=frame)
+            if pkt.pts is None and pkt.size == 0:  # the flush packet at the end
+                break
+            if k < len(targets) and seek_to(targets[k]):
+                restart = True
+        if produced == 0:
+            raise InputError(f"{path}: video has no decodable frames")
+    finally:
+        container.close()

@@ -6,6 +6,10 @@ computes the model's embeddings (its ONNX ``embedding`` output) for the training
 class-balanced logistic regression for a binary taxonomy, and writes a model folder: the original graph plus a
 ``Gemm`` on the embedding as its ``logits`` output, with a card (classes, taxonomy, data, metrics on the
 validation files and, if given, on a test folder). Needs the ``train`` extra (``onnx``).
+
+``--occlusion erasing|gridmask|both`` adds one occluded copy of every training crop (random erasing, GridMask, or
+half each; :mod:`ferkit.training.augment`), so the head also learns from faces partly hidden by hands, microphones
+or masks. The card then also reports the validation files occluded the same way (fixed seed).
 """
 
 from __future__ import annotations
@@ -24,9 +28,34 @@ from ferkit.labels.taxonomy import TAXONOMIES, Taxonomy, load_taxonomy, map_labe
 from ferkit.models.base import OnnxModel, sha256_file
 from ferkit.models.loading import load_model
 
+OCCLUSIONS = ("none", "erasing", "gridmask", "both")
 
-def embeddings(model: OnnxModel, root: Path, files: list[str]) -> np.ndarray:
-    """The model's pooled ``embedding`` output for ``<class>/<file>`` crops under ``root``."""
+
+def occlude(crops: np.ndarray, how: str, seed: int) -> np.ndarray:
+    """Each uint8 crop (N, H, W[, C]) occluded once: random erasing (one noise box of 10–30 % of the face),
+    GridMask (a grid of dropped squares, 30–50 % of the period), or ``both`` (alternating)."""
+    import torch
+
+    from ferkit.training.augment import grid_mask, random_erasing
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(crops.astype(np.float32) / 127.5 - 1.0)
+    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    erase = np.zeros(len(x), bool) if how == "gridmask" else np.ones(len(x), bool)
+    if how == "both":
+        erase[1::2] = False
+    out = x.clone()
+    if erase.any():
+        out[erase] = random_erasing(x[erase], 1.0, gen, area=(0.1, 0.3))
+    if (~erase).any():
+        out[~erase] = grid_mask(x[~erase], 1.0, gen)
+    out = out[:, 0] if crops.ndim == 3 else out.permute(0, 2, 3, 1)
+    return np.clip((out.numpy() + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+
+
+def embeddings(model: OnnxModel, root: Path, files: list[str], occlusion: str = "none", seed: int = 0) -> np.ndarray:
+    """The model's pooled ``embedding`` output for ``<class>/<file>`` crops under ``root`` (``occlusion``: of the
+    crops occluded once each, see :func:`occlude`)."""
     out = []
     for i in range(0, len(files), 512):
         crops = np.stack(
@@ -35,6 +64,8 @@ def embeddings(model: OnnxModel, root: Path, files: list[str]) -> np.ndarray:
                 for f in files[i : i + 512]
             ]
         )
+        if occlusion != "none":
+            crops = occlude(crops, occlusion, seed + i)
         out.append(model.embeddings(crops))
     return np.concatenate(out)
 
@@ -77,10 +108,14 @@ def write_gate_onnx(src: Path, dst: Path, weight: np.ndarray, bias: np.ndarray) 
     onnx.save(m, str(dst))
 
 
-def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path | None) -> dict:
+def build(
+    model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path | None, occlusion: str = "none"
+) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
+    if occlusion not in OCCLUSIONS:
+        raise InputError(f"--occlusion must be one of {', '.join(OCCLUSIONS)}, got {occlusion!r}")
     tax = binary_taxonomy(taxonomy)
     base = load_model(model_name, calibration=False)
     if not isinstance(base, OnnxModel):
@@ -100,6 +135,9 @@ def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path 
         if f"{i.folder}/{i.path.name}" not in val_set and i.label in known and file_digest(i.path) not in test_digests
     ]
     xtr, ytr = embeddings(base, data / "train", train_files), binary_labels(train_files, tax)
+    if occlusion != "none":  # one occluded copy of every training crop beside the clean one
+        xtr = np.concatenate([xtr, embeddings(base, data / "train", train_files, occlusion, seed=1)])
+        ytr = np.concatenate([ytr, ytr])
     xva, yva = (
         (embeddings(base, data / "train", val_files), binary_labels(val_files, tax)) if val_files else (None, None)
     )
@@ -132,15 +170,23 @@ def build(model_name: str, data: Path, out: Path, taxonomy: str, test_dir: Path 
         "sha256": sha256_file(out / "model.onnx"),
         "architecture": {"base_model": base.name, "base_sha256": base.sha256, "head": "logistic regression"},
         "training": {
-            "reproduce": [f"python -m ferkit.training.gate build --model {model_name} --data {data} --out {out}"],
+            "reproduce": [
+                f"python -m ferkit.training.gate build --model {model_name} --data {data} --out {out}"
+                + (f" --occlusion {occlusion}" if occlusion != "none" else "")
+            ],
             "taxonomy": {tax.name: members},
             "data": f"{data}/train minus the base model's validation files and byte copies of test images",
             "train_count": len(train_files),
             "fit": "sklearn LogisticRegression(C=1, class_weight='balanced') on the base model's embeddings",
+            "occlusion": occlusion,
             "validation_files": val_files,
         },
         "metrics": {"validation": score(yva, xva)} if val_files else {},
     }
+    if val_files:  # the same validation faces occluded (fixed seed, the same for every gate built)
+        for how in ("erasing", "gridmask"):
+            occluded = embeddings(base, data / "train", val_files, how, seed=12345)
+            card["metrics"][f"validation_{how}"] = score(yva, occluded)
     if test_dir is not None:
         test_files = [f"{i.folder}/{i.path.name}" for i in list_folder_dataset(test_dir)]
         card["metrics"]["fer2013_test"] = score(binary_labels(test_files, tax), embeddings(base, test_dir, test_files))
@@ -158,9 +204,10 @@ def build_cmd(
     out: Path = typer.Option(Path("src/ferkit/assets/models/ferkit-gate"), help="Gate model folder to write."),
     taxonomy: str = typer.Option("expressive_vs_neutral", help="A binary taxonomy (see `list`) or a TOML file."),
     test_dir: Path | None = typer.Option(None, help="Also score the gate here (e.g. fer2013/test)."),
+    occlusion: str = typer.Option("none", help="Also train on one occluded copy of each crop: " + "|".join(OCCLUSIONS)),
 ) -> None:
     """Fit and export a binary gate on a model's embeddings."""
-    card = build(model, data, out, taxonomy, test_dir)
+    card = build(model, data, out, taxonomy, test_dir, occlusion)
     typer.echo(json.dumps(card["metrics"], indent=1))
 
 
