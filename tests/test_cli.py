@@ -99,13 +99,20 @@ def _empty_path_argvs() -> list:
 
     from ferkit.cli import app
 
+    def commands(group, prefix: list[str]):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):  # a command group (ferkit queue, corpus, synth): its commands
+                yield from commands(cmd, [*prefix, name])
+            else:
+                yield [*prefix, name], cmd
+
     params = []
-    for name, cmd in typer.main.get_command(app).commands.items():
+    for names, cmd in commands(typer.main.get_command(app), []):
         hints = typing.get_type_hints(cmd.callback)
         for p in cmd.params:
             if Path in (typing.get_args(hints[p.name]) or (hints[p.name],)):
-                argv = [name, ""] if p.param_type_name == "argument" else [name, p.opts[0], ""]
-                params.append(pytest.param(argv, id=f"{name}:{p.name}"))
+                argv = [*names, ""] if p.param_type_name == "argument" else [*names, p.opts[0], ""]
+                params.append(pytest.param(argv, id=f"{' '.join(names)}:{p.name}"))
     return params
 
 
