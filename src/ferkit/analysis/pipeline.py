@@ -32,7 +32,7 @@ class AnalyzeOptions:
 
     fps: float | None = 5.0  # video sampling rate; None = every frame
     crops: bool = False  # each image already is a face crop: no detection, just resize
-    detector: str = "blazeface"
+    detector: str = "yunet"
     detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
     template: str = "fer"
     batch_frames: int = 16  # small batches: the model workers start sooner and the unoverlapped last batch is short

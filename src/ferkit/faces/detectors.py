@@ -1,4 +1,5 @@
-"""Face detection behind a registry: MediaPipe BlazeFace (default), MediaPipe face mesh, OpenCV Haar cascade.
+"""Face detection behind a registry: YuNet (default, ``faces/yunet.py``), MediaPipe BlazeFace short and full range,
+MediaPipe face mesh, OpenCV Haar cascade.
 
 Every detector returns :class:`Face` objects in pixel coordinates of the RGB image it was given. Keypoints are named
 from the image's point of view: ``left_eye`` is the eye on the image's left (the subject's right eye).
@@ -55,6 +56,10 @@ class Detector:
     def detect(self, rgb: np.ndarray) -> list[Face]:
         raise NotImplementedError
 
+    def detect_still(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in a photo, where time matters less than finding every face: :func:`detect_tiled` by default."""
+        return detect_tiled(self, rgb)
+
     def close(self) -> None:
         """Release native resources (no-op by default)."""
 
@@ -79,7 +84,7 @@ def check_detector(name: str) -> None:
         raise InputError(f"--detector: unknown detector {name!r} (known: {', '.join(DETECTORS)})")
 
 
-def create_detector(name: str = "blazeface", **kwargs: object) -> Detector:
+def create_detector(name: str = "yunet", **kwargs: object) -> Detector:
     """Build a registered detector (:func:`check_detector` first)."""
     check_detector(name)
     return DETECTORS[name](**kwargs)
@@ -251,9 +256,16 @@ def detect_tiled(detector: Detector, rgb: np.ndarray, nms_iou: float = 0.4) -> l
             for f in detector.detect(rgb[y0 : y0 + side, x0 : x0 + side]):
                 m = np.array([[1.0, 0, x0], [0, 1.0, y0]])
                 faces.append(f.transformed(m))
-    faces.sort(key=lambda f: -f.score)
+    return suppress(faces, nms_iou)
+
+
+def suppress(faces: list[Face], nms_iou: float = 0.4) -> list[Face]:
+    """Non-maximum suppression: faces by score, best first, dropping any that overlaps a better one by ``nms_iou``."""
     kept: list[Face] = []
-    for f in faces:
+    for f in sorted(faces, key=lambda f: -f.score):
         if all(iou(f.box, k.box) < nms_iou for k in kept):
             kept.append(f)
     return kept
+
+
+from ferkit.faces import yunet as _yunet  # noqa: E402, F401  (registers "yunet"; it imports this module)

@@ -1,0 +1,104 @@
+"""Detectors on film faces, and which runtime runs YuNet fastest.
+
+``sfew``: every SFEW train image (film frames cropped around one face) through the bundled model with each detector,
+as ``ferkit evaluate`` scores uncropped photos (detection on the whole image and tiles, alignment, calibrated model):
+images where no face was found, and accuracy (a miss counts as wrong). ``backend``: milliseconds per YuNet call
+with ``cv2.FaceDetectorYN`` (the fixed 640×640 file; OpenCV cannot load the dynamic ones) against onnxruntime
+(both dynamic files, the whole call: resize, network, decoding, NMS) at several frame sizes, in one process.
+
+    python benchmarks/detectors.py sfew [--data ../shared/data/sfew/train] [--detectors blazeface,...,yunet]
+    python benchmarks/detectors.py backend [--models ../shared/models] [--repeat 30]
+
+Results: printed + benchmarks/results/detectors_sfew.json, detectors_backend.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared"
+DETECTORS = "blazeface,blazeface_full,mesh,haar,yunet"
+
+
+def sfew(data: Path, detectors: list[str]) -> dict:
+    """No-face counts and accuracy of the bundled model on SFEW train with each detector."""
+    from ferkit.evaluation.scoring import NO_FACE, predict_dataset
+    from ferkit.models.loading import load_model
+
+    model = load_model("ferkit")
+    out = {}
+    for name in detectors:
+        t0 = time.perf_counter()
+        p = predict_dataset(model, data, crops=False, detector=name)
+        n = len(p.y_true)
+        out[name] = {
+            "images": n,
+            "no_face": sum(y == NO_FACE for y in p.y_pred),
+            "accuracy": round(float(np.mean([a == b for a, b in zip(p.y_true, p.y_pred, strict=True)])), 4),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        print(name, out[name], flush=True)
+    return out
+
+
+def backend(models: Path, repeat: int) -> dict:
+    """Milliseconds per detection call for cv2.FaceDetectorYN and onnxruntime at a few frame sizes."""
+    from ferkit.faces.yunet import YuNet
+
+    still = cv2.imread(str(next((SHARED / "data" / "sfew" / "train" / "happy").iterdir())))
+    files = {
+        "onnxruntime 2023mar_dynamic": "face_detection_yunet_2023mar_dynamic.onnx",
+        "onnxruntime n_dynamic": "face_detection_yunet_n_dynamic.onnx",
+    }
+    out: dict[str, dict[str, float]] = {}
+    for w, h in [(320, 320), (640, 360), (960, 540), (1920, 1080)]:
+        bgr = cv2.resize(still, (w, h))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        cv = cv2.FaceDetectorYN.create(str(models / "face_detection_yunet_2023mar.onnx"), "", (w, h), 0.6, 0.3, 5000)
+        calls = {"cv2.FaceDetectorYN 2023mar": lambda cv=cv, bgr=bgr: cv.detect(bgr)}
+        for label, f in files.items():
+            import hashlib
+
+            sha = hashlib.sha256((models / f).read_bytes()).hexdigest()
+            det = YuNet(max_side=max(w, h), model=models / f, sha256=sha)
+            calls[label] = lambda det=det, rgb=rgb: det.detect(rgb)
+        for label, call in calls.items():
+            call()
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                call()
+            out.setdefault(label, {})[f"{w}x{h}"] = round((time.perf_counter() - t0) / repeat * 1000, 2)
+        print(f"{w}x{h}", {k: v[f"{w}x{h}"] for k, v in out.items()}, flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["sfew", "backend"])
+    ap.add_argument("--data", default=str(SHARED / "data" / "sfew" / "train"))
+    ap.add_argument("--detectors", default=DETECTORS)
+    ap.add_argument("--models", default=str(SHARED / "models"))
+    ap.add_argument("--repeat", type=int, default=30)
+    args = ap.parse_args()
+    if args.what == "sfew":
+        res = sfew(Path(args.data), args.detectors.split(","))
+        doc = {"command": "python benchmarks/detectors.py sfew", "results": res}
+    else:
+        ms = backend(Path(args.models), args.repeat)
+        doc = {"command": f"python benchmarks/detectors.py backend --repeat {args.repeat}", "ms_per_call": ms}
+    doc["machine"] = f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
+    out = HERE / "results" / f"detectors_{args.what}.json"
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
