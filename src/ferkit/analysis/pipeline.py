@@ -212,7 +212,7 @@ class Analyzer:
         for _, p, scores in self._scored(pending()):
             yield from self._records(source_name(path), [p], scores, smoother, au_tracks)
             if p.tracker_state is not None and self.checkpoint is not None:  # every record of p is written now
-                ids = [t["face_id"] for t in p.tracker_state["tracks"]]
+                ids = [t["face_id"] for t in p.tracker_state["tracks"] + p.tracker_state["lost"]]  # lost: re-findable
                 aus = au_tracks.state(ids) if au_tracks is not None else None
                 self.checkpoint(
                     path, p.index, {"tracker": p.tracker_state, "smoother": smoother.state(ids), "aus": aus}

@@ -370,8 +370,10 @@ def fuse(
 
 @app.command()
 def models() -> None:
-    """List registered models (folders and optional backends such as ``fer``) and their calibration."""
+    """List registered models (folders and optional backends such as ``fer``) and their calibration, then the face
+    detectors (``--detector``) and which footage each suits."""
     from ferkit.errors import ModelError
+    from ferkit.faces.detectors import DETECTORS
     from ferkit.models.loading import MODEL_FOLDERS, MODEL_LOADERS, load_model
 
     table = Table("name", "classes", "input", "calibration", "source")
@@ -386,6 +388,10 @@ def models() -> None:
         source = getattr(m, "folder", None) or getattr(m, "source_file", "")
         table.add_row(name, ", ".join(m.classes), f"{m.input_size}px {m.channels}", cal_text, escape(str(source)))
     Console().print(table)
+    detectors = Table("detector (--detector)", "use when")
+    for name, cls in DETECTORS.items():
+        detectors.add_row(name, escape(getattr(cls, "use_when", "")))
+    Console().print(detectors)
 
 
 @app.command()

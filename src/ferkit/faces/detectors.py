@@ -52,6 +52,7 @@ class Detector:
 
     name = "base"
     gives_keypoints = True
+    use_when = ""  # one line for ``ferkit models``: which footage this detector suits
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         raise NotImplementedError
@@ -128,6 +129,8 @@ class _MediaPipeBase(Detector):
 class BlazeFace(_MediaPipeBase):
     """MediaPipe BlazeFace: box, score, eye centres, nose tip, mouth centre. ``full_range`` for small, far faces."""
 
+    use_when = "one near, frontal face (webcam, selfie video); fastest per call, misses small and turned faces"
+
     def __init__(self, min_score: float = 0.5, full_range: bool = False) -> None:
         self.min_score, self.full_range = min_score, full_range
         super().__init__()
@@ -157,6 +160,8 @@ class BlazeFace(_MediaPipeBase):
 class BlazeFaceFull(BlazeFace):
     """BlazeFace full-range model (faces up to ~5 m away, slower)."""
 
+    use_when = "medium-distance faces in MediaPipe terms; misses most close-ups (SFEW: 689 of 860 no face)"
+
     def __init__(self, min_score: float = 0.5) -> None:
         super().__init__(min_score=min_score, full_range=True)
 
@@ -170,6 +175,8 @@ _MESH_NOSE, _MESH_MOUTH_CORNERS = 1, (61, 291)
 @register_detector("mesh")
 class FaceMesh(_MediaPipeBase):
     """MediaPipe 478-point face mesh; the box is the landmarks' extent, the score is 1 (the mesh gives none)."""
+
+    use_when = "up to 4 large faces where mouth corners matter; slow, no score"
 
     def __init__(self, max_faces: int = 4, min_score: float = 0.5) -> None:
         self.max_faces, self.min_score = max_faces, min_score
@@ -209,6 +216,7 @@ class HaarCascade(Detector):
     """OpenCV's frontal-face Haar cascade: boxes only (alignment falls back to a box crop)."""
 
     gives_keypoints = False
+    use_when = "comparison only: frontal faces, boxes without keypoints (box framing)"
 
     def __init__(self, min_size: int = 24) -> None:
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
