@@ -4,7 +4,8 @@
 as ``ferkit evaluate`` scores uncropped photos (detection on the whole image and tiles, alignment, calibrated model):
 images where no face was found, and accuracy (a miss counts as wrong). ``backend``: milliseconds per YuNet call
 with ``cv2.FaceDetectorYN`` (the fixed 640×640 file; OpenCV cannot load the dynamic ones) against onnxruntime
-(both dynamic files, the whole call: resize, network, decoding, NMS) at several frame sizes, in one process.
+(both dynamic files, the whole call: resize, network, decoding, NMS; all cores or one thread) at several frame
+sizes, in one process.
 
     python benchmarks/detectors.py sfew [--data ../shared/data/sfew/train] [--detectors blazeface,...,yunet]
     python benchmarks/detectors.py backend [--models ../shared/models] [--repeat 30]
@@ -15,6 +16,7 @@ Results: printed + benchmarks/results/detectors_sfew.json, detectors_backend.jso
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import time
@@ -65,11 +67,10 @@ def backend(models: Path, repeat: int) -> dict:
         cv = cv2.FaceDetectorYN.create(str(models / "face_detection_yunet_2023mar.onnx"), "", (w, h), 0.6, 0.3, 5000)
         calls = {"cv2.FaceDetectorYN 2023mar": lambda cv=cv, bgr=bgr: cv.detect(bgr)}
         for label, f in files.items():
-            import hashlib
-
             sha = hashlib.sha256((models / f).read_bytes()).hexdigest()
-            det = YuNet(max_side=max(w, h), model=models / f, sha256=sha)
-            calls[label] = lambda det=det, rgb=rgb: det.detect(rgb)
+            for threads in (0, 1):
+                det = YuNet(max_side=max(w, h), model=models / f, sha256=sha, threads=threads)
+                calls[label + (", 1 thread" if threads else "")] = lambda det=det, rgb=rgb: det.detect(rgb)
         for label, call in calls.items():
             call()
             t0 = time.perf_counter()

@@ -79,9 +79,16 @@ class YuNet(Detector):
         """Photos: the tiled pass plus one on the image inside a black border a quarter of its long side wide (YuNet
         misses many faces that fill the whole picture, e.g. face crops). A photo with no face above ``min_score``
         keeps its best face above ``STILL_FLOOR`` (``benchmarks/alignment_choice.py``, ``detectors.py sfew``)."""
-        pad = max(rgb.shape[:2]) // 4
-        framed = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
-        back = np.array([[1.0, 0.0, -pad], [0.0, 1.0, -pad]])
+        h, w = rgb.shape[:2]
+        s = min(1.0, SMALL_FACES_SIDE / max(h, w))  # shrink before framing: a huge photo is not copied bigger
+        small = (
+            rgb
+            if s == 1.0
+            else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        )
+        pad = max(small.shape[:2]) // 4
+        framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+        back = np.array([[1 / s, 0.0, -pad / s], [0.0, 1 / s, -pad / s]])
         strict = self.min_score
         self.min_score = min(strict, STILL_FLOOR)
         try:
