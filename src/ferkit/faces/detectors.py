@@ -274,6 +274,3 @@ def suppress(faces: list[Face], nms_iou: float = 0.4) -> list[Face]:
         if all(iou(f.box, k.box) < nms_iou for k in kept):
             kept.append(f)
     return kept
-
-
-from ferkit.faces import yunet as _yunet  # noqa: E402, F401  (registers "yunet"; it imports this module)
