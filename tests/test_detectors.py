@@ -136,6 +136,15 @@ def test_tracker_keeps_ids_of_crossing_faces(crowd: tuple[Path, list[list[dict]]
     assert tracker._next_id <= 9  # six heads: few spare ids
 
 
+def test_lost_faces_take_their_id_back(crowd: tuple[Path, list[list[dict]]]) -> None:
+    video, truth = crowd
+    plain = FaceTracker(create_detector(), reid_seconds=0.0)  # IoU identities only
+    refinding = FaceTracker(create_detector())
+    idf1_plain, _ = _idf1_and_switches(video, truth, plain)
+    idf1, _ = _idf1_and_switches(video, truth, refinding)
+    assert refinding._next_id < plain._next_id and idf1 > idf1_plain, (refinding._next_id, plain._next_id)
+
+
 def test_tracker_state_round_trips_with_lost_faces(crowd: tuple[Path, list[list[dict]]]) -> None:
     video, _ = crowd
     a, b = FaceTracker(create_detector()), FaceTracker(create_detector())

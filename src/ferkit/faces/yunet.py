@@ -44,7 +44,9 @@ class YuNet(Detector):
 
     ``min_face`` drops faces whose box is narrower than that many frame pixels; ``small_faces`` runs large frames at
     up to 1920 px instead of 960 (about 4× the cost on 1080p; faces down to ~12 px). ``max_side`` fixes the input's
-    long side instead of :func:`input_side`. ``threads``: onnxruntime intra-op threads (0: all cores).
+    long side instead of :func:`input_side`. ``threads``: onnxruntime intra-op threads (0: all cores); one by
+    default, as the models' workers use the other cores and a shared machine makes idle pool threads spin
+    (``benchmarks/detectors.py backend``: one thread was 2–3× faster than two on this busy 2-core machine).
     """
 
     use_when = "default: any footage (film, crowds, turned faces down to ~20 px in HD)"
@@ -56,7 +58,7 @@ class YuNet(Detector):
         min_face: float = 0.0,
         max_side: int | None = None,
         nms: float = 0.3,
-        threads: int = 0,
+        threads: int = 1,
         model: str | os.PathLike[str] = YUNET_FILE,
         sha256: str = YUNET_SHA256,
     ) -> None:
