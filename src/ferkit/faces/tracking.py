@@ -48,7 +48,10 @@ class FaceTracker:
     only bridges dense sampling: when consecutive samples are more than ``max_flow_gap`` seconds apart (e.g.
     ``--fps 5``), every sample is detected and identities come from IoU with the previous sample's boxes. Lost
     faces can take their id back for ``reid_seconds`` (see the module docstring); after a detection that found a new
-    face, the next one comes after a third of ``detect_interval``.
+    face, the next one comes after a third of ``detect_interval``. Detection runs on the whole frame at the
+    detector's own input size at least every ``full_interval`` seconds (and whenever no face is tracked or the last
+    detection found a new one); in between it runs on the frame shrunk so the smallest tracked face is
+    ``coarse_face_px`` wide (big faces cost a fraction: ``benchmarks/video_speed.py``).
     """
 
     detector: Detector
@@ -58,11 +61,14 @@ class FaceTracker:
     max_flow_gap: float = 0.1
     reid_seconds: float = 2.0
     min_look: float = 0.5
+    full_interval: float = 1.0
+    coarse_face_px: float = 64.0
     tracks: list[Track] = field(default_factory=list)
     lost: list[Track] = field(default_factory=list)
     _next_id: int = 0
     _interval: float | None = None  # the current detection interval (detect_interval, or a third after new faces)
     _last_detect: float | None = None
+    _last_full: float | None = None  # video time of the last whole-frame detection at full input size
     _prev_gray: np.ndarray | None = None
     _prev_time: float | None = None
 
@@ -96,6 +102,7 @@ class FaceTracker:
             "last_detect": self._last_detect,
             "prev_time": self._prev_time,
             "interval": self._interval,
+            "last_full": self._last_full,
             "tracks": [_track_state(t) for t in self.tracks],
             "lost": [_track_state(t) for t in self.lost],
         }
@@ -106,14 +113,15 @@ class FaceTracker:
         self._last_detect = None if state["last_detect"] is None else float(state["last_detect"])
         self._prev_time = None if state["prev_time"] is None else float(state["prev_time"])
         self._interval = None if state.get("interval") is None else float(state["interval"])
+        self._last_full = None if state.get("last_full") is None else float(state["last_full"])
         self.tracks = [_track_from(t) for t in state["tracks"]]
         self.lost = [_track_from(t) for t in state.get("lost", [])]
         self._prev_gray = prev_gray
 
     def _detect(self, frame: Frame) -> None:
         rgb = frame.rgb()
-        faces = self.detector.detect_still(rgb) if frame.timestamp is None else self.detector.detect(rgb)
         now = frame.timestamp
+        faces = self.detector.detect_still(rgb) if now is None else self._detect_frame(rgb, now)
         if now is not None:  # forget faces lost too long ago
             self.lost = [t for t in self.lost if t.lost_at is not None and now - t.lost_at <= self.reid_seconds]
         old = self.tracks
@@ -144,6 +152,19 @@ class FaceTracker:
         self.tracks = sorted(tracks, key=lambda t: t.face_id)
         self._last_detect = now
         self._interval = self.detect_interval / 3 if new and old else self.detect_interval
+        if new:
+            self._last_full = None  # faces are arriving: the next detection looks at the whole frame again
+
+    def _detect_frame(self, rgb: np.ndarray, now: float) -> list[Face]:
+        """Whole-frame detection when due (see the class docstring), else on the frame shrunk to the tracked faces."""
+        s = min([self.coarse_face_px / max(t.face.box[2], 1.0) for t in self.tracks], default=1.0)
+        if self._last_full is None or now - self._last_full >= self.full_interval - 1e-6 or s > 0.8:
+            self._last_full = now
+            return self.detector.detect(rgb)
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        return [f.transformed(np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]])) for f in self.detector.detect(small)]
 
     def _lose(self, t: Track, now: float | None) -> None:
         """Keep a vanished track among the lost (video only: stills have no time to wait in)."""
