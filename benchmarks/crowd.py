@@ -9,6 +9,8 @@ fraction of the box left visible. The clip is written to a cache folder at run t
 - detection: every frame through each detector; a face counts when ≥ 40 px wide, ≥ 60 % visible and ≥ 80 % inside
   the frame; matches by IoU ≥ 0.3 (Hungarian); a detection matching no face at all (counted or not) is a false
   positive. YuNet runs once at a low threshold and is scored at several (the shipped threshold is chosen here).
+- no-face footage: YuNet's detections per frame on ``pyfeat_no_face.mp4`` (a real 960×540 scene without people) at
+  the same thresholds: false positives where the composed clip's sky background offers few chances.
 - tracking: ``FaceTracker`` with the default detector and interval; IDF1, ID switches, MOTA (motmetrics).
 - speed: the whole ``Analyzer`` (default options) on the clip: frames/s and faces/s.
 
@@ -179,6 +181,15 @@ def detection(video: Path, truth: list[list[dict]]) -> dict:
     return out
 
 
+def no_face(video: Path, thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
+    """Detections per frame of YuNet (every frame) on footage without faces, by score threshold."""
+    det = create_detector("yunet", min_score=min(thresholds))
+    scores = [[f.score for f in det.detect(fr.rgb())] for fr in iter_video(video, None)]
+    out = {f"{t:g}": round(sum(s >= t for fs in scores for s in fs) / len(scores), 3) for t in thresholds}
+    print("no-face footage, false positives per frame", out, flush=True)
+    return {"video": video.name, "frames": len(scores), "fp_per_frame": out}
+
+
 def tracking(video: Path, truth: list[list[dict]]) -> dict:
     """IDF1, ID switches and MOTA of the default tracker against the visible ground-truth faces."""
     import motmetrics as mm
@@ -242,6 +253,8 @@ def main() -> None:
     }
     print(doc["clip"], flush=True)
     skip = set(args.skip.split(","))
+    if "detection" not in skip:
+        doc["no_face_footage"] = no_face(clips / "pyfeat_no_face.mp4")
     for part, fn in (("detection", detection), ("tracking", tracking)):
         if part not in skip:
             doc[part] = fn(video, truth)

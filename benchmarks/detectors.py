@@ -9,6 +9,10 @@ sizes, in one process.
 
     python benchmarks/detectors.py sfew [--data ../shared/data/sfew/train] [--detectors blazeface,...,yunet]
     python benchmarks/detectors.py backend [--models ../shared/models] [--repeat 30]
+    python benchmarks/detectors.py tracking-cpu [--video ../shared/data/videos/woman_talking.mp4] [--repeat 3]
+
+``tracking-cpu``: process CPU milliseconds per frame of decoding + ``FaceTracker`` (default options) with YuNet and
+with BlazeFace, interleaved: CPU time, unlike wall time, barely moves when other jobs share the machine.
 
 Results: printed + benchmarks/results/detectors_sfew.json, detectors_backend.json.
 """
@@ -81,9 +85,37 @@ def backend(models: Path, repeat: int) -> dict:
     return out
 
 
+def tracking_cpu(video: Path, repeat: int) -> dict:
+    """CPU ms per frame (all threads of this process) of decoding + tracking, per detector, each repeat."""
+    import resource
+
+    from ferkit.faces.detectors import create_detector
+    from ferkit.faces.tracking import FaceTracker
+    from ferkit.media.video import iter_video
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    out: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for name in ("yunet", "blazeface"):
+            det = create_detector(name)
+            tracker = FaceTracker(det)
+            c0, n = cpu(), 0
+            for f in iter_video(video, None):
+                tracker.update(f)
+                n += 1
+            out.setdefault(name, []).append(round((cpu() - c0) / n * 1000, 3))
+            det.close()
+    print(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["sfew", "backend"])
+    ap.add_argument("what", choices=["sfew", "backend", "tracking-cpu"])
+    ap.add_argument("--video", default=str(SHARED / "data" / "videos" / "woman_talking.mp4"))
     ap.add_argument("--data", default=str(SHARED / "data" / "sfew" / "train"))
     ap.add_argument("--detectors", default=DETECTORS)
     ap.add_argument("--models", default=str(SHARED / "models"))
@@ -92,6 +124,9 @@ def main() -> None:
     if args.what == "sfew":
         res = sfew(Path(args.data), args.detectors.split(","))
         doc = {"command": "python benchmarks/detectors.py sfew", "results": res}
+    elif args.what == "tracking-cpu":
+        res = tracking_cpu(Path(args.video), min(args.repeat, 3))
+        doc = {"command": "python benchmarks/detectors.py tracking-cpu --repeat 3", "cpu_ms_per_frame": res}
     else:
         ms = backend(Path(args.models), args.repeat)
         doc = {"command": f"python benchmarks/detectors.py backend --repeat {args.repeat}", "ms_per_call": ms}
