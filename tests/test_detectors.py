@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA, ROOT
 
 from ferkit.errors import ModelError
-from ferkit.faces.detectors import KEYPOINT_NAMES, DETECTORS, create_detector
+from ferkit.faces.detectors import DETECTORS, KEYPOINT_NAMES, create_detector
 from ferkit.faces.tracking import FaceTracker
 from ferkit.faces.yunet import YUNET_FILE, YuNet, input_side
 from ferkit.media.video import iter_video
