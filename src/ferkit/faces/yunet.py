@@ -3,7 +3,7 @@
 The ONNX file (YuNet-n, dynamic input size) ships in ``ferkit/assets/detectors/`` (MIT, notice beside it) and is checked
 against a pinned SHA-256 each time it is loaded (the landmarker's :func:`~ferkit.faces.landmarker.load_verified`), so
 an altered file is refused with one line naming the file and both hashes. onnxruntime runs it about twice as fast as
-``cv2.FaceDetectorYN`` here (which also cannot load the dynamic-size files; ``benchmarks/yunet_backend.py``).
+``cv2.FaceDetectorYN`` here (which also cannot load the dynamic-size files; ``benchmarks/detectors.py backend``).
 :func:`input_side` picks the network input's long side per frame from the frame's own size.
 """
 
@@ -21,7 +21,7 @@ from ferkit.faces.detectors import Detector, Face, detect_tiled, register_detect
 YUNET_FILE = Path(__file__).parents[1] / "assets" / "detectors" / "face_detection_yunet_n_dynamic.onnx"
 YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"
 
-#: Score threshold measured on the composed crowd clip and SFEW (``benchmarks/detectors.py``).
+#: Score threshold measured on the composed crowd clip and no-face footage (``benchmarks/crowd.py``).
 MIN_SCORE = 0.6
 #: A photo in which no face reaches ``min_score`` keeps its best face above this (:meth:`YuNet.detect_still`).
 STILL_FLOOR = 0.3
@@ -45,8 +45,9 @@ class YuNet(Detector):
     ``min_face`` drops faces whose box is narrower than that many frame pixels; ``small_faces`` runs large frames at
     up to 1920 px instead of 960 (about 4× the cost on 1080p; faces down to ~12 px). ``max_side`` fixes the input's
     long side instead of :func:`input_side`. ``threads``: onnxruntime intra-op threads (0: all cores); one by
-    default, as the models' workers use the other cores and a shared machine makes idle pool threads spin
-    (``benchmarks/detectors.py backend``: one thread was 2–3× faster than two on this busy 2-core machine).
+    default, as the models' workers use the other cores and idle pool threads spin on a shared machine
+    (``benchmarks/detectors.py backend``: on a busy 2-core machine one thread was 2–3× faster than two; on a quiet
+    one two were 1.6× faster).
     """
 
     use_when = "default: any footage (film, crowds, turned faces down to ~20 px in HD)"
