@@ -10,6 +10,11 @@ sizes, in one process.
     python benchmarks/detectors.py sfew [--data ../shared/data/sfew/train] [--detectors blazeface,...,yunet]
     python benchmarks/detectors.py backend [--models ../shared/models] [--repeat 30]
     python benchmarks/detectors.py tracking-cpu [--video ../shared/data/videos/woman_talking.mp4] [--repeat 3]
+    python benchmarks/detectors.py gate [--fer ../shared/data/fer2013/test] [--per-class 300]
+
+``gate``: the shipped gate (``ferkit-gate``: expressive vs neutral) on FER2013 test faces made into photos as in
+``alignment_choice.py``, found and aligned as before issue 16 (BlazeFace, its template) and now (YuNet, its
+template): balanced accuracy against neutral = the ``neutral`` folder; a face not found counts as wrong.
 
 ``tracking-cpu``: process CPU milliseconds per frame of decoding + ``FaceTracker`` (default options) with YuNet and
 with BlazeFace, interleaved: CPU time, unlike wall time, barely moves when other jobs share the machine.
@@ -112,9 +117,48 @@ def tracking_cpu(video: Path, repeat: int) -> dict:
     return out
 
 
+def gate(fer: Path, per_class: int) -> dict:
+    """Balanced accuracy of ferkit-gate on FER2013-as-photos with the old and the new detector + template."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from ferkit.faces.align import align_keypoints
+    from ferkit.faces.detectors import create_detector
+    from ferkit.models.loading import load_model
+
+    model = load_model("ferkit-gate")
+    photos, truth = [], []
+    for cdir in sorted(fer.iterdir()):
+        for p in sorted(cdir.iterdir())[:per_class]:
+            gray = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+            pad = gray.shape[0] // 4
+            big = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            photos.append(cv2.resize(big, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+            truth.append("neutral" if cdir.name == "neutral" else "expressive")
+    out = {}
+    for label, name, template in (("before: blazeface", "blazeface", "fer_blazeface"), ("now: yunet", "yunet", "fer")):
+        det = create_detector(name)
+        crops, pred = {}, np.array(["__no_face__"] * len(photos), dtype=object)
+        for i, photo in enumerate(photos):
+            faces = det.detect_still(cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB))
+            if faces:
+                crops[i] = align_keypoints(photo, faces[0].keypoint_array(), model.input_size, template)
+        probs = model.predict_proba(np.stack(list(crops.values())))
+        pred[list(crops)] = [model.classes[j] for j in probs.argmax(1)]
+        out[label] = {
+            "n": len(photos),
+            "misses": len(photos) - len(crops),
+            "balanced_accuracy": round(float(balanced_accuracy_score(truth, pred)), 4),
+        }
+        print(label, out[label], flush=True)
+        det.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["sfew", "backend", "tracking-cpu"])
+    ap.add_argument("what", choices=["sfew", "backend", "tracking-cpu", "gate"])
+    ap.add_argument("--fer", default=str(SHARED / "data" / "fer2013" / "test"))
+    ap.add_argument("--per-class", type=int, default=300)
     ap.add_argument("--video", default=str(SHARED / "data" / "videos" / "woman_talking.mp4"))
     ap.add_argument("--data", default=str(SHARED / "data" / "sfew" / "train"))
     ap.add_argument("--detectors", default=DETECTORS)
@@ -124,6 +168,9 @@ def main() -> None:
     if args.what == "sfew":
         res = sfew(Path(args.data), args.detectors.split(","))
         doc = {"command": "python benchmarks/detectors.py sfew", "results": res}
+    elif args.what == "gate":
+        res = gate(Path(args.fer), args.per_class)
+        doc = {"command": f"python benchmarks/detectors.py gate --per-class {args.per_class}", "results": res}
     elif args.what == "tracking-cpu":
         res = tracking_cpu(Path(args.video), min(args.repeat, 3))
         doc = {"command": "python benchmarks/detectors.py tracking-cpu --repeat 3", "cpu_ms_per_frame": res}
