@@ -2,11 +2,13 @@
 of their size with replicated edges, upscaled 4×, so the detector must find and align them) are scored with:
 
 - ``crops``: the original crop (``--crops``; the upper bound, no detection),
-- ``fer``: BlazeFace + alignment onto FER_TEMPLATE (the template derived from FER2013 crops; the default),
-- ``tight``: BlazeFace + alignment onto an ArcFace-like tighter template,
-- ``box``: BlazeFace box only, the box-based crop used when a detector gives no keypoints (Haar).
+- ``fer``: detector + alignment onto FER_TEMPLATE (the template derived from FER2013 crops; the default),
+- ``fer_blazeface``: the same template derived from BlazeFace keypoints (the default before YuNet),
+- ``tight``: detector + alignment onto an ArcFace-like tighter template,
+- ``box``: detector box only, the box-based crop used when a detector gives no keypoints (Haar).
 
     python benchmarks/alignment_choice.py [--per-class 150] [--tta auto|none|flip|flip_shift] [--rotate DEG]
+        [--detector yunet|blazeface|...]
 
 ``--tta`` as in ``ferkit analyze`` (default ``auto``: flip, these being stills). ``--rotate DEG`` also turns each
 photo by a random angle in [-DEG, DEG] (seeded), as heads roll in real photos: the box framing cannot undo it,
@@ -25,7 +27,7 @@ import cv2
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from ferkit.faces.align import align_box, align_keypoints, resize_crop
+from ferkit.faces.align import TEMPLATES, align_box, align_keypoints, resize_crop
 from ferkit.faces.detectors import create_detector
 from ferkit.models.base import TTA_CHOICES, set_tta
 from ferkit.models.loading import load_model
@@ -41,13 +43,14 @@ def main() -> None:
     ap.add_argument("--model", default="ferkit")
     ap.add_argument("--tta", default="auto", choices=TTA_CHOICES, help="test-time augmentation (auto = flip)")
     ap.add_argument("--rotate", type=float, default=0.0, help="random in-plane rotation of each photo, degrees")
+    ap.add_argument("--detector", default="yunet", help="detector whose boxes and keypoints are used")
     ap.add_argument("--write-card", action="store_true", help="record the result in the model's card.json")
     args = ap.parse_args()
     model = load_model(args.model)
     set_tta([model], args.tta)
-    det = create_detector("blazeface")
+    det = create_detector(args.detector)
     size = model.input_size
-    crops: dict[str, list[np.ndarray | None]] = {k: [] for k in ("crops", "fer", "tight", "box")}
+    crops: dict[str, list[np.ndarray | None]] = {k: [] for k in ("crops", *TEMPLATES, "box")}
     truth = []
     rng = np.random.default_rng(0)
     for cdir in sorted(Path(args.data).iterdir()):
@@ -66,12 +69,12 @@ def main() -> None:
                 h, w = photo.shape
                 turn = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-args.rotate, args.rotate)), 1.0)
                 photo = cv2.warpAffine(photo, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            faces = det.detect(cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB))
+            faces = det.detect_still(cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB))
             truth.append(cdir.name)
             crops["crops"].append(resize_crop(gray, size))
             f = faces[0] if faces else None
-            crops["fer"].append(align_keypoints(photo, f.keypoint_array(), size, "fer") if f else None)
-            crops["tight"].append(align_keypoints(photo, f.keypoint_array(), size, "tight") if f else None)
+            for t in TEMPLATES:
+                crops[t].append(align_keypoints(photo, f.keypoint_array(), size, t) if f else None)
             crops["box"].append(align_box(photo, f.box, size) if f else None)
     results = {}
     for name, items in crops.items():
@@ -90,17 +93,21 @@ def main() -> None:
             f"misses {results[name]['misses']}/{len(items)}"
         )
     suffix = f"_rotate{args.rotate:g}" if args.rotate else ""
-    command = f"python benchmarks/alignment_choice.py --per-class {args.per_class} --tta {args.tta}" + (
-        f" --rotate {args.rotate:g}" if args.rotate else ""
+    suffix += "" if args.detector == "yunet" else f"_{args.detector}"
+    command = (
+        f"python benchmarks/alignment_choice.py --per-class {args.per_class} --tta {args.tta}"
+        + (f" --rotate {args.rotate:g}" if args.rotate else "")
+        + f" --detector {args.detector}"
     )
     subset = f"first {args.per_class} images per class" if args.per_class else "all images"
     doc = {
         "protocol": f"FER2013 test, {subset}, padded by 1/4 (edge replication) and upscaled 4x"
         + (f", turned by a random angle in [-{args.rotate:g}, {args.rotate:g}] degrees" if args.rotate else "")
-        + f", then BlazeFace + alignment at the model's input size; calibrated, tta {model.tta}",
+        + f", then {args.detector} + alignment at the model's input size; calibrated, tta {model.tta}",
         "results": results,
         "chosen": "fer",
-        "best_by_macro_f1": max(("fer", "tight", "box"), key=lambda k: results[k]["macro_f1"]),
+        "detector": args.detector,
+        "best_by_macro_f1": max((*TEMPLATES, "box"), key=lambda k: results[k]["macro_f1"]),
         "command": command + " --write-card",
     }
     if args.write_card:

@@ -3,6 +3,9 @@
     python benchmarks/video_speed.py [--video ../shared/data/videos/woman_talking.mp4] [--long 4]
     python benchmarks/video_speed.py --long 0 --modes ferkit,ferkit-aus,ferkit-aus-every-frame \
         --out video_speed_aus.json  # --aus cost (as shipped: --au-fps 15; and every frame fitted)
+    python benchmarks/video_speed.py --long 0 --modes ferkit,ferkit@blazeface --out video_speed_detectors.json
+
+A mode may end in ``@DETECTOR`` to run with that detector instead of the default (YuNet).
 
 Each configuration runs in its own subprocess (so peak RSS is its own) and is timed end to end after the model and
 detector are loaded (load time is reported separately). ``--long N`` also analyses an N× longer re-encoded copy
@@ -34,9 +37,10 @@ def run_config(video: str, mode: str) -> dict:
     from ferkit.media.video import iter_video
     from ferkit.models.loading import load_model
 
+    mode, _, detector = mode.partition("@")
     t_load = time.perf_counter()
     model = load_model("ferkit", ANALYSIS_THREADS)
-    det = create_detector("blazeface")
+    det = create_detector(detector or "yunet")
     model.predict_proba(np.zeros((1, model.input_size, model.input_size), np.uint8))
     load_s = time.perf_counter() - t_load
     aus = mode.startswith("ferkit-aus")
@@ -62,7 +66,7 @@ def run_config(video: str, mode: str) -> dict:
     dt = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "mode": mode,
+        "mode": mode + (f"@{detector}" if detector else ""),
         "frames": n,
         "seconds": round(dt, 3),
         "fps": round(n / dt, 1),

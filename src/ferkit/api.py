@@ -220,7 +220,7 @@ def evaluate(
             if tta is not None:
                 set_tta([m], tta, video=kind == "videos")
             if kind == "videos":
-                blocks.append(evaluate_videos(m, d, crops, fps, kwargs.get("detector", "blazeface"), tta, cb))
+                blocks.append(evaluate_videos(m, d, crops, fps, kwargs.get("detector", "yunet"), tta, cb))
             else:
                 blocks.append(_evaluate_one(m, d, crops, progress=cb, split_of=split_of, **kwargs))
     return report(blocks)

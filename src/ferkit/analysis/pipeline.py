@@ -33,7 +33,7 @@ class AnalyzeOptions:
     fps: float | None = 5.0  # video sampling rate; None = every frame
     every: int | None = None  # video: every N-th frame instead of ``fps`` (decodes sparsely, see media.video)
     crops: bool = False  # each image already is a face crop: no detection, just resize
-    detector: str = "blazeface"
+    detector: str = "yunet"
     detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
     template: str = "fer"
     batch_frames: int = 16  # small batches: the model workers start sooner and the unoverlapped last batch is short
@@ -225,7 +225,9 @@ class Analyzer:
         for _, p, scores in self._scored(pending()):
             yield from self._records(source_name(path), [p], scores, smoother, au_tracks)
             if p.snapshot is not None and self.checkpoint is not None:  # every record of p is written now
-                ids = [t["face_id"] for t in p.snapshot["tracker"]["tracks"]]
+                ids = [
+                    t["face_id"] for t in p.snapshot["tracker"]["tracks"] + p.snapshot["tracker"]["lost"]
+                ]  # lost: re-findable
                 aus = au_tracks.state(ids) if au_tracks is not None else None
                 self.checkpoint(path, p.index, {**p.snapshot, "smoother": smoother.state(ids), "aus": aus})
 

@@ -112,7 +112,9 @@ def analyze(
     gate_class: str | None = typer.Option(None, help="The gate's class that must reach --gate-threshold."),
     gate_threshold: float = typer.Option(0.5, help="Gate faces whose P(--gate-class) is below this."),
     crops: bool = typer.Option(False, "--crops", help="Each image already is a face crop: no detection."),
-    detector: str = typer.Option("blazeface", help="blazeface, blazeface_full, mesh or haar."),
+    detector: str = typer.Option(
+        "yunet", help="yunet, yunet_small (faces under ~30 px in HD), blazeface, blazeface_full, mesh or haar."
+    ),
     detect_interval: float = typer.Option(
         0.3, help="Seconds between full face detections in video (optical-flow tracking in between; 0 = every frame)."
     ),
@@ -189,7 +191,7 @@ def evaluate(
     datasets: list[Path] = path_argument(..., help="Folders of <class>/<image> or <class>/<video> subfolders."),
     model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
     crops: bool = typer.Option(False, "--crops", help="Images are face crops (no detection)."),
-    detector: str = typer.Option("blazeface", help="Detector for uncropped photos."),
+    detector: str = typer.Option("yunet", help="Detector for uncropped photos (see ferkit models)."),
     split: str = typer.Option("all", help="'all' images, or 'validation': only the model card's validation files."),
     report_file: Path | None = path_option(None, "--report", help="Write the JSON report here."),
     out_dir: Path | None = path_option(
@@ -374,8 +376,10 @@ def fuse(
 
 @app.command()
 def models() -> None:
-    """List registered models (folders and optional backends such as ``fer``) and their calibration."""
+    """List registered models (folders and optional backends such as ``fer``) and their calibration, then the face
+    detectors (``--detector``) and which footage each suits."""
     from ferkit.errors import ModelError
+    from ferkit.faces.detectors import DETECTORS
     from ferkit.models.loading import MODEL_FOLDERS, MODEL_LOADERS, load_model
 
     table = Table("name", "classes", "input", "calibration", "source")
@@ -390,6 +394,10 @@ def models() -> None:
         source = getattr(m, "folder", None) or getattr(m, "source_file", "")
         table.add_row(name, ", ".join(m.classes), f"{m.input_size}px {m.channels}", cal_text, escape(str(source)))
     Console().print(table)
+    detectors = Table("detector (--detector)", "use when")
+    for name, cls in DETECTORS.items():
+        detectors.add_row(name, escape(getattr(cls, "use_when", "")))
+    Console().print(detectors)
 
 
 @app.command()

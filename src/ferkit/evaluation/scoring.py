@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from ferkit._version import __version__
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop, to_channels
-from ferkit.faces.detectors import create_detector, detect_tiled
+from ferkit.faces.detectors import create_detector
 from ferkit.labels.folders import list_folder_dataset
 from ferkit.media.images import read_image
 from ferkit.models.base import EmotionModel, softmax
@@ -53,7 +53,7 @@ def predict_dataset(
     model: EmotionModel,
     root: Path,
     crops: bool,
-    detector: str = "blazeface",
+    detector: str = "yunet",
     template: str = "fer",
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
@@ -99,7 +99,7 @@ def predict_dataset(
         y_true.append(item.label)
         img = resize_crop(rgb, size, ch) if crops else None
         if det is not None:
-            faces = detect_tiled(det, rgb)
+            faces = det.detect_still(rgb)
             if faces:
                 img, _ = align_face(to_channels(rgb, ch), faces[0], size, template)
         if img is not None:
@@ -176,7 +176,7 @@ def evaluate(
     return {
         **block_head(model, root, crops),
         **metrics_block(pred, model.classes),
-        "protocol": protocol(model, root, crops, kwargs.get("detector", "blazeface"))  # type: ignore[arg-type]
+        "protocol": protocol(model, root, crops, kwargs.get("detector", "yunet"))  # type: ignore[arg-type]
         | {"split": split_text, "class_mapping": pred.class_mapping, "unreadable_files": pred.unreadable},
     }
 

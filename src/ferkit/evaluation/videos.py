@@ -134,7 +134,7 @@ def evaluate_videos(
     root: Path,
     crops: bool = False,
     fps: float | None = 5.0,
-    detector: str = "blazeface",
+    detector: str = "yunet",
     tta: str | None = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> dict:

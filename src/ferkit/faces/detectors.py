@@ -1,4 +1,5 @@
-"""Face detection behind a registry: MediaPipe BlazeFace (default), MediaPipe face mesh, OpenCV Haar cascade.
+"""Face detection behind a registry: YuNet (default, ``faces/yunet.py``), MediaPipe BlazeFace short and full range,
+MediaPipe face mesh, OpenCV Haar cascade.
 
 Every detector returns :class:`Face` objects in pixel coordinates of the RGB image it was given. Keypoints are named
 from the image's point of view: ``left_eye`` is the eye on the image's left (the subject's right eye).
@@ -51,9 +52,14 @@ class Detector:
 
     name = "base"
     gives_keypoints = True
+    use_when = ""  # one line for ``ferkit models``: which footage this detector suits
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         raise NotImplementedError
+
+    def detect_still(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in a photo, where time matters less than finding every face: :func:`detect_tiled` by default."""
+        return detect_tiled(self, rgb)
 
     def close(self) -> None:
         """Release native resources (no-op by default)."""
@@ -79,7 +85,7 @@ def check_detector(name: str) -> None:
         raise InputError(f"--detector: unknown detector {name!r} (known: {', '.join(DETECTORS)})")
 
 
-def create_detector(name: str = "blazeface", **kwargs: object) -> Detector:
+def create_detector(name: str = "yunet", **kwargs: object) -> Detector:
     """Build a registered detector (:func:`check_detector` first)."""
     check_detector(name)
     return DETECTORS[name](**kwargs)
@@ -123,6 +129,8 @@ class _MediaPipeBase(Detector):
 class BlazeFace(_MediaPipeBase):
     """MediaPipe BlazeFace: box, score, eye centres, nose tip, mouth centre. ``full_range`` for small, far faces."""
 
+    use_when = "one near, frontal face (webcam, selfie video); fastest per call, misses small and turned faces"
+
     def __init__(self, min_score: float = 0.5, full_range: bool = False) -> None:
         self.min_score, self.full_range = min_score, full_range
         super().__init__()
@@ -152,6 +160,8 @@ class BlazeFace(_MediaPipeBase):
 class BlazeFaceFull(BlazeFace):
     """BlazeFace full-range model (faces up to ~5 m away, slower)."""
 
+    use_when = "medium-distance faces in MediaPipe terms; misses most close-ups (SFEW: 689 of 860 no face)"
+
     def __init__(self, min_score: float = 0.5) -> None:
         super().__init__(min_score=min_score, full_range=True)
 
@@ -165,6 +175,8 @@ _MESH_NOSE, _MESH_MOUTH_CORNERS = 1, (61, 291)
 @register_detector("mesh")
 class FaceMesh(_MediaPipeBase):
     """MediaPipe 478-point face mesh; the box is the landmarks' extent, the score is 1 (the mesh gives none)."""
+
+    use_when = "up to 4 large faces where mouth corners matter; slow, no score"
 
     def __init__(self, max_faces: int = 4, min_score: float = 0.5) -> None:
         self.max_faces, self.min_score = max_faces, min_score
@@ -204,6 +216,7 @@ class HaarCascade(Detector):
     """OpenCV's frontal-face Haar cascade: boxes only (alignment falls back to a box crop)."""
 
     gives_keypoints = False
+    use_when = "comparison only: frontal faces, boxes without keypoints (box framing)"
 
     def __init__(self, min_size: int = 24) -> None:
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
@@ -251,9 +264,13 @@ def detect_tiled(detector: Detector, rgb: np.ndarray, nms_iou: float = 0.4) -> l
             for f in detector.detect(rgb[y0 : y0 + side, x0 : x0 + side]):
                 m = np.array([[1.0, 0, x0], [0, 1.0, y0]])
                 faces.append(f.transformed(m))
-    faces.sort(key=lambda f: -f.score)
+    return suppress(faces, nms_iou)
+
+
+def suppress(faces: list[Face], nms_iou: float = 0.4) -> list[Face]:
+    """Non-maximum suppression: faces by score, best first, dropping any that overlaps a better one by ``nms_iou``."""
     kept: list[Face] = []
-    for f in faces:
+    for f in sorted(faces, key=lambda f: -f.score):
         if all(iou(f.box, k.box) < nms_iou for k in kept):
             kept.append(f)
     return kept

@@ -3,18 +3,22 @@
 Running the detector on every frame is the slowest step of video analysis, so :class:`FaceTracker` detects every
 ``detect_interval`` seconds and, in between, moves each face's box and keypoints with the similarity transform
 that Lucas–Kanade optical flow finds for corner points inside the face. A track whose flow fails triggers a fresh
-detection at once. Identities (``face_id``) come from Hungarian matching on IoU between tracks and detections.
+detection at once. Identities (``face_id``) come from Hungarian matching on IoU between tracks and detections; a
+face that vanished (occluded, missed) waits ``reid_seconds`` among the lost, and a new detection near its last place
+whose colour histogram (hue × saturation, a cheap appearance cue) matches takes its id back. While faces keep
+appearing, detection runs three times as often (crowds walking into the frame).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ferkit.faces.detectors import Detector, Face, detect_tiled, iou
+from ferkit.faces.detectors import Detector, Face, iou
 from ferkit.media.images import Frame
 
 _FLOW_FACE_PX = 80.0
@@ -30,6 +34,8 @@ class Track:
     points: np.ndarray | None = None  # (N, 1, 2) float32 corners inside the face, for optical flow
     tracked: bool = False  # True when the current face comes from optical flow, not the detector
     misses: int = 0  # consecutive detections that did not find this face
+    look: np.ndarray | None = None  # (32,) hue × saturation histogram (sums to 1), averaged over detections
+    lost_at: float | None = None  # video time the track was lost (lost tracks only)
 
 
 @dataclass
@@ -40,7 +46,12 @@ class FaceTracker:
     so small faces in group photos are found). A face the detector misses is kept by optical flow for up to
     ``max_misses`` detections, so one missed detection neither drops the face nor changes its id. Optical flow
     only bridges dense sampling: when consecutive samples are more than ``max_flow_gap`` seconds apart (e.g.
-    ``--fps 5``), every sample is detected and identities come from IoU with the previous sample's boxes.
+    ``--fps 5``), every sample is detected and identities come from IoU with the previous sample's boxes. Lost
+    faces can take their id back for ``reid_seconds`` (see the module docstring); after a detection that found a new
+    face, the next one comes after a third of ``detect_interval``. Detection runs on the whole frame at the
+    detector's own input size at least every ``full_interval`` seconds (and whenever no face is tracked or the last
+    detection found a new one); in between it runs on the frame shrunk so the smallest tracked face is
+    ``coarse_face_px`` wide (big faces cost a fraction: ``benchmarks/video_speed.py``).
     """
 
     detector: Detector
@@ -48,9 +59,16 @@ class FaceTracker:
     min_iou: float = 0.3
     max_misses: int = 2
     max_flow_gap: float = 0.1
+    reid_seconds: float = 2.0
+    min_look: float = 0.5
+    full_interval: float = 1.0
+    coarse_face_px: float = 64.0
     tracks: list[Track] = field(default_factory=list)
+    lost: list[Track] = field(default_factory=list)
     _next_id: int = 0
+    _interval: float | None = None  # the current detection interval (detect_interval, or a third after new faces)
     _last_detect: float | None = None
+    _last_full: float | None = None  # video time of the last whole-frame detection at full input size
     _prev_gray: np.ndarray | None = None
     _prev_time: float | None = None
 
@@ -59,7 +77,7 @@ class FaceTracker:
         due = (
             frame.timestamp is None
             or self._last_detect is None
-            or frame.timestamp - self._last_detect >= self.detect_interval - 1e-6
+            or frame.timestamp - self._last_detect >= (self._interval or self.detect_interval) - 1e-6
             or not self.detector.gives_keypoints
         )
         dense = (
@@ -83,18 +101,10 @@ class FaceTracker:
             "next_id": self._next_id,
             "last_detect": self._last_detect,
             "prev_time": self._prev_time,
-            "tracks": [
-                {
-                    "face_id": t.face_id,
-                    "box": [float(v) for v in t.face.box],
-                    "score": float(t.face.score),
-                    "keypoints": {k: [float(v[0]), float(v[1])] for k, v in t.face.keypoints.items()},
-                    "points": None if t.points is None else t.points.reshape(-1).tolist(),
-                    "tracked": t.tracked,
-                    "misses": t.misses,
-                }
-                for t in self.tracks
-            ],
+            "interval": self._interval,
+            "last_full": self._last_full,
+            "tracks": [_track_state(t) for t in self.tracks],
+            "lost": [_track_state(t) for t in self.lost],
         }
 
     def restore(self, state: dict, prev_gray: np.ndarray) -> None:
@@ -102,50 +112,75 @@ class FaceTracker:
         self._next_id = int(state["next_id"])
         self._last_detect = None if state["last_detect"] is None else float(state["last_detect"])
         self._prev_time = None if state["prev_time"] is None else float(state["prev_time"])
-        if any(len(t["box"]) != 4 for t in state["tracks"]):
-            raise ValueError("a track box is not 4 numbers")
-        self.tracks = [
-            Track(
-                int(t["face_id"]),
-                Face(
-                    tuple(float(v) for v in t["box"]),  # type: ignore[arg-type]
-                    float(t["score"]),
-                    {str(k): (float(v[0]), float(v[1])) for k, v in t["keypoints"].items()},
-                ),
-                None if t["points"] is None else np.asarray(t["points"], np.float32).reshape(-1, 1, 2),
-                bool(t["tracked"]),
-                int(t["misses"]),
-            )
-            for t in state["tracks"]
-        ]
+        self._interval = None if state.get("interval") is None else float(state["interval"])
+        self._last_full = None if state.get("last_full") is None else float(state["last_full"])
+        self.tracks = [_track_from(t) for t in state["tracks"]]
+        self.lost = [_track_from(t) for t in state.get("lost", [])]
         self._prev_gray = prev_gray
 
     def _detect(self, frame: Frame) -> None:
         rgb = frame.rgb()
-        faces = detect_tiled(self.detector, rgb) if frame.timestamp is None else self.detector.detect(rgb)
+        now = frame.timestamp
+        faces = self.detector.detect_still(rgb) if now is None else self._detect_frame(rgb, now)
+        if now is not None:  # forget faces lost too long ago
+            self.lost = [t for t in self.lost if t.lost_at is not None and now - t.lost_at <= self.reid_seconds]
         old = self.tracks
-        matched: dict[int, int] = {}  # detection index -> track index
-        if old and faces:
-            cost = np.array([[1.0 - iou(t.face.box, f.box) for f in faces] for t in old])
-            for r, c in zip(*linear_sum_assignment(cost), strict=True):
-                if 1.0 - cost[r, c] >= self.min_iou:
-                    matched[c] = r
-        tracks = []
+        looks = [_look(rgb, f.box) for f in faces]
+        every = list(range(len(faces)))
+        matched = _assign(old, every, lambda t, j: 1.0 - iou(t.face.box, faces[j].box), 1.0 - self.min_iou)
+        rest = [j for j in range(len(faces)) if j not in matched]
+        found = _assign(self.lost, rest, lambda t, j: self._reid_cost(t, faces[j], looks[j], now), 1.0 - self.min_look)
+        tracks, new = [], False
         for j, face in enumerate(faces):
-            if j in matched:
-                fid = old[matched[j]].face_id
+            prior = old[matched[j]] if j in matched else self.lost[found[j]] if j in found else None
+            if prior is None:
+                fid, self._next_id, new = self._next_id, self._next_id + 1, True
             else:
-                fid, self._next_id = self._next_id, self._next_id + 1
-            tracks.append(Track(fid, face, self._corners(frame.gray, face)))
+                fid = prior.face_id
+            look = looks[j] if prior is None or prior.look is None else 0.5 * prior.look + 0.5 * looks[j]
+            tracks.append(Track(fid, face, self._corners(frame.gray, face), look=look))
         kept = set(matched.values())
+        self.lost = [t for i, t in enumerate(self.lost) if i not in set(found.values())]
         for r, t in enumerate(old):  # missed by the detector but still followed by optical flow
             overlaps = any(iou(t.face.box, f.box) > 0.1 for f in faces)  # drifted onto a detected face: drop
             if r not in kept and t.tracked and t.misses < self.max_misses and not overlaps:
                 t.misses += 1
                 t.points = self._corners(frame.gray, t.face)
                 tracks.append(t)
+            elif r not in kept:
+                self._lose(t, now)
         self.tracks = sorted(tracks, key=lambda t: t.face_id)
-        self._last_detect = frame.timestamp
+        self._last_detect = now
+        self._interval = self.detect_interval / 3 if new and old else self.detect_interval
+        if new:
+            self._last_full = None  # faces are arriving: the next detection looks at the whole frame again
+
+    def _detect_frame(self, rgb: np.ndarray, now: float) -> list[Face]:
+        """Whole-frame detection when due (see the class docstring), else on the frame shrunk to the tracked faces."""
+        s = min([self.coarse_face_px / max(t.face.box[2], 1.0) for t in self.tracks], default=1.0)
+        if self._last_full is None or now - self._last_full >= self.full_interval - 1e-6 or s > 0.8:
+            self._last_full = now
+            return self.detector.detect(rgb)
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        return [f.transformed(np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]])) for f in self.detector.detect(small)]
+
+    def _lose(self, t: Track, now: float | None) -> None:
+        """Keep a vanished track among the lost (video only: stills have no time to wait in)."""
+        if now is not None and t.look is not None:
+            t.lost_at, t.points, t.tracked = now, None, False
+            self.lost.append(t)
+
+    def _reid_cost(self, t: Track, face: Face, look: np.ndarray, now: float | None) -> float:
+        """1 − histogram intersection for a lost track near enough (in place and size) to be this face, else 1."""
+        x, y, w, h = t.face.box
+        fx, fy, fw, fh = face.box
+        gap = 0.0 if now is None or t.lost_at is None else now - t.lost_at
+        near = np.hypot(fx + fw / 2 - x - w / 2, fy + fh / 2 - y - h / 2) <= max(w, fw) * (1.0 + 3.0 * gap)
+        if t.look is None or not near or not 0.67 <= fw / max(w, 1e-6) <= 1.5:
+            return 1.0
+        return 1.0 - float(np.minimum(t.look, look).sum())
 
     @staticmethod
     def _corners(gray: np.ndarray, face: Face) -> np.ndarray | None:
@@ -166,9 +201,68 @@ class FaceTracker:
             if moved is not None:
                 t.face, t.points, t.tracked = moved[0], moved[1], True
                 kept.append(t)
+            else:
+                self._lose(t, self._prev_time)
         lost = len(kept) < len(self.tracks)
         self.tracks = kept
         return lost
+
+
+def _assign(
+    tracks: list[Track], faces: list[int], cost: Callable[[Track, int], float], max_cost: float
+) -> dict[int, int]:
+    """Hungarian matching of face indices to tracks by ``cost(track, face)``, pairs up to ``max_cost``: {face: track}"""
+    if not tracks or not faces:
+        return {}
+    m = np.array([[cost(t, j) for j in faces] for t in tracks])
+    return {faces[c]: r for r, c in zip(*linear_sum_assignment(m), strict=True) if m[r, c] <= max_cost}
+
+
+def _look(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Hue × saturation histogram (8 × 4 bins, sums to 1) of the middle of a face box: a cheap appearance cue."""
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = box
+    x0, y0 = min(w - 1, max(0, int(x + bw / 4))), min(h - 1, max(0, int(y + bh / 4)))
+    x1, y1 = max(x0 + 1, min(w, int(x + 3 * bw / 4))), max(y0 + 1, min(h, int(y + 3 * bh / 4)))
+    crop = cv2.resize(rgb[y0:y1, x0:x1], (16, 16), interpolation=cv2.INTER_AREA) if rgb.ndim == 3 else None
+    if crop is None:
+        return np.full(32, 1 / 32)
+    hist = cv2.calcHist([cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
+    return (hist / max(float(hist.sum()), 1.0)).astype(np.float64)
+
+
+def _track_state(t: Track) -> dict:
+    """A track as plain JSON values."""
+    return {
+        "face_id": t.face_id,
+        "box": [float(v) for v in t.face.box],
+        "score": float(t.face.score),
+        "keypoints": {k: [float(v[0]), float(v[1])] for k, v in t.face.keypoints.items()},
+        "points": None if t.points is None else t.points.reshape(-1).tolist(),
+        "tracked": t.tracked,
+        "misses": t.misses,
+        "look": None if t.look is None else t.look.tolist(),
+        "lost_at": t.lost_at,
+    }
+
+
+def _track_from(t: dict) -> Track:
+    """The track :func:`_track_state` wrote (``ValueError``/``KeyError``/``TypeError`` on a damaged one)."""
+    if len(t["box"]) != 4:
+        raise ValueError("a track box is not 4 numbers")
+    return Track(
+        int(t["face_id"]),
+        Face(
+            tuple(float(v) for v in t["box"]),  # type: ignore[arg-type]
+            float(t["score"]),
+            {str(k): (float(v[0]), float(v[1])) for k, v in t["keypoints"].items()},
+        ),
+        None if t["points"] is None else np.asarray(t["points"], np.float32).reshape(-1, 1, 2),
+        bool(t["tracked"]),
+        int(t["misses"]),
+        None if t.get("look") is None else np.asarray(t["look"], np.float64),
+        None if t.get("lost_at") is None else float(t["lost_at"]),
+    )
 
 
 def _flow(prev: np.ndarray, gray: np.ndarray, t: Track) -> tuple[Face, np.ndarray] | None:

@@ -3,7 +3,9 @@ scikit-image ships, and a short clip made from it by a slow pan and zoom (so the
 
 from __future__ import annotations
 
+import itertools
 import shutil
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -15,16 +17,18 @@ def sample_image() -> Path:
     return Path(str(resources.files("ferkit").joinpath("assets/samples/astronaut.jpg")))
 
 
-def write_video(frames: list[np.ndarray], path: Path, fps: int = 15) -> Path:
-    """Encode RGB frames (equal even sizes) as an MPEG-4 file with PyAV."""
+def write_video(frames: Iterable[np.ndarray], path: Path, fps: int = 15, bit_rate: int = 2_000_000) -> Path:
+    """Encode RGB frames (equal even sizes; any iterable, so long clips need not be held in memory) as MPEG-4."""
     import av
 
-    h, w = frames[0].shape[:2]
+    it = iter(frames)
+    first = next(it)
+    h, w = first.shape[:2]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.bit_rate = 2_000_000
-        for rgb in frames:
+        stream.bit_rate = bit_rate
+        for rgb in itertools.chain([first], it):
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

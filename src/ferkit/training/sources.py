@@ -314,7 +314,7 @@ def assign_splits(
 def _default_detector():
     from ferkit.faces.detectors import create_detector
 
-    return create_detector("blazeface")
+    return create_detector()
 
 
 def load_pixels(
@@ -323,8 +323,8 @@ def load_pixels(
     """The model input for one sample: ``(size, size)`` gray or ``(size, size, 3)`` RGB uint8, or None.
 
     ``align="crop"``: the whole image resized (``ferkit analyze --crops``). ``align="detect"``: the best-scoring face
-    of :func:`ferkit.faces.detectors.detect_tiled` aligned onto ``template``, as ``predict_dataset`` does; None
-    without a face.
+    of :meth:`~ferkit.faces.detectors.Detector.detect_still` aligned onto ``template``, as ``predict_dataset`` does;
+    None without a face.
     Unreadable or corrupt files give None.
     """
     from ferkit.faces.align import align_face, resize_crop, to_channels
@@ -343,10 +343,8 @@ def load_pixels(
             return None
     if align == "crop":
         return resize_crop(rgb, size, channels)
-    from ferkit.faces.detectors import detect_tiled
-
     rgb = to_channels(rgb, "rgb")
-    faces = detect_tiled(detector or _default_detector(), rgb)
+    faces = (detector or _default_detector()).detect_still(rgb)
     if not faces:
         return None
     return align_face(to_channels(rgb, channels), faces[0], size, template)[0]
