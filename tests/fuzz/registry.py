@@ -49,6 +49,7 @@ CASE_MODULES: list[str] = [
     "cases_configs",
     "cases_outputs",
     "cases_aus",
+    "cases_stock",
 ]
 
 
