@@ -23,7 +23,7 @@ DOC = ROOT / "docs" / "architecture.md"
 PNG = ROOT / "docs" / "architecture.png"
 #: Top to bottom, as the layers contract in pyproject.toml lists them (curation and corpus once they exist).
 STAGES = [
-    *["cli", "api", "training", "evaluation", "curation", "corpus"],
+    *["cli", "stock", "api", "training", "evaluation", "curation", "corpus"],
     *["analysis", "models", "faces", "labels", "media"],
 ]
 EXTERNAL = ["torch", "onnx", "mlflow", "onnxruntime", "mediapipe", "cv2", "av"]

@@ -46,3 +46,21 @@ def test_only_the_named_stages_and_head_change(tmp_path: Path) -> None:
     assert any(k.startswith("features.5.") for k in moved) and any(k.startswith("head.") for k in moved)
     with pytest.raises(InputError, match=r"model\.trainable: 'features\.9' names no parameter"):
         train(_cfg(tmp_path, data, "bad", init_from=str(start), trainable=["features.9"]), log=lambda m: None)
+
+
+def test_the_stock_recipe_configs_load() -> None:
+    """configs/stock: the FER stage and both fine-tunes parse, and fine-tune the last two stages and the head of the
+    stage-1 checkpoint; the pull configs parse and ask the same classes."""
+    from ferkit.stock.config import load_pull_config
+    from ferkit.training.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "stock"
+    stage1 = load_config(root / "1_fer_resnet18_small.toml")
+    assert stage1.model.backbone == "resnet18_small" and stage1.data.taxonomy == "basic5"
+    for arm in ("2_stock_multi", "3_stock_single"):
+        cfg = load_config(root / f"{arm}.toml")
+        assert cfg.model.init_from == str(stage1.run_dir / "best.pt") and cfg.model.options == stage1.model.options
+        assert cfg.model.trainable == ["features.5", "features.6", "head"] and cfg.data.sources[0].kind == "weak_tags"
+    single, multi = (load_pull_config(root / "pull" / f"{a}.toml") for a in ("single", "multi"))
+    assert list(single.classes) == list(multi.classes) == ["angry", "fear", "happy", "sad", "surprise"]
+    assert {len(q.split()) for _, q in single.queries()} == {1} and {len(q.split()) for _, q in multi.queries()} == {2}
