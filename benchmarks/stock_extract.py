@@ -25,6 +25,7 @@ from ferkit.media.video import iter_video  # noqa: E402
 from ferkit.stock.extract import ExtractOptions, extract_faces  # noqa: E402
 
 KEYS = ("photos", "photos_with_a_face", "faces_detected", "faces_kept", "faces_per_photo", "dropped")
+KEYS += ("photos_without_a_face_by_reason",)
 
 
 def clip_frames(clips: Path, out: Path, every: float, per_clip: int) -> int:

@@ -85,6 +85,8 @@ def test_filters_and_drop_reasons_on_real_faces(tmp_path: Path) -> None:
     assert len(by_name["group.png"]["faces"]) == 1 and by_name["group.png"]["faces"][0]["box"][2] >= 200
     assert "too_small" in reasons["group.png"] and "too_small" in reasons["frame.png"]
     assert rep["dropped"]["unreadable"] == 1 and not (tmp_path / "a" / "tags.csv").exists()
+    lost = {"blurry": 1, "no_face": 1, "too_small": 2, "unreadable": 1}  # every photo but the group lost its face
+    assert rep["photos_without_a_face_by_reason"] == lost and rep["photos_with_a_face"] == 1
     many = extract_faces(photos, tmp_path / "all", ExtractOptions(min_face=20, multiple="all"))
     one = extract_faces(photos, tmp_path / "largest", ExtractOptions(min_face=20))
     none = extract_faces(photos, tmp_path / "drop", ExtractOptions(min_face=20, multiple="drop"))

@@ -39,6 +39,7 @@ def write_outputs(out: Path, state: dict[str, Any], classes: dict[str, list[str]
     """Write tags.csv, rules.toml (when the photos have queries), credits.csv and report.json; return the report."""
     tags, credits = [["file", "tags"]], [["file", "source", "id", "photographer", "page_url", "licence_url"]]
     dropped: Counter[str] = Counter()
+    photo_lost: Counter[str] = Counter()  # photos without a kept face, by the reason their best face was dropped
     per_class: Counter[str] = Counter()
     kept = detected = with_face = 0
     for key in keys:
@@ -49,6 +50,8 @@ def write_outputs(out: Path, state: dict[str, Any], classes: dict[str, list[str]
         detected += rec["detected"]
         kept += len(rec["faces"])
         with_face += bool(rec["faces"])
+        if not rec["faces"] and rec["dropped"]:
+            photo_lost[max(rec["dropped"], key=lambda d: d.get("score", 0.0))["reason"]] += 1
         words = crop_tags(rec["queries"])
         labels = sorted({q["class"] for q in rec["queries"]})
         for face in rec["faces"]:
@@ -67,6 +70,7 @@ def write_outputs(out: Path, state: dict[str, Any], classes: dict[str, list[str]
         "faces_per_photo": round(kept / n, 4) if n else 0.0,
         "detected_per_photo": round(detected / n, 4) if n else 0.0,
         "dropped": dict(sorted(dropped.items())),
+        "photos_without_a_face_by_reason": dict(sorted(photo_lost.items())),
         "kept_per_class": dict(sorted(per_class.items())),
         "options": state["options"],
     }
