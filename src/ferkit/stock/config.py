@@ -130,13 +130,11 @@ def _read_yaml(path: Path) -> Any:
         raise InputError(
             f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as TOML"
         ) from None
+    if not path.is_file():
+        raise InputError(f"{path}: pull config file not found")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: pull config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the pull config ({e})") from None
-    try:
-        return yaml.safe_load(text)
+        return yaml.safe_load(path.read_bytes())  # PyYAML decodes UTF-8/16 itself and refuses other bytes
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the pull config ({e.strerror})") from None
     except (yaml.YAMLError, RecursionError) as e:
         raise InputError(f"{path}: not a readable YAML pull config: {' '.join(str(e).split())[:200]}") from None

@@ -5,7 +5,7 @@ src: {original, large, medium, small, …}}], page, per_page, total_results, nex
 from __future__ import annotations
 
 from ferkit.stock.config import PullConfig
-from ferkit.stock.sources import Hit, SearchPage, Source, field_of, malformed
+from ferkit.stock.sources import Hit, SearchPage, Source, field_of
 
 LICENCE_URL = "https://www.pexels.com/license/"
 #: ferkit's image_size → the Pexels ``src`` key downloaded.
@@ -26,17 +26,10 @@ class Pexels(Source):
         data = self.client.get_json(
             f"{self.base_url}/v1/search", f"pexels {query!r} page {page}", params, {"Authorization": self._key}
         )
-        if not isinstance(data, dict):
-            raise malformed(self.name, f"expected an object, got {type(data).__name__}")
-        photos = field_of(data, "photos", list, self.name)
         hits = []
-        for item in photos:
-            if not isinstance(item, dict):
-                raise malformed(self.name, "a photo is not an object")
+        for item in self.results(data, "photos", "photo"):
             src = field_of(item, "src", dict, self.name)
-            url = src.get(SIZES[cfg.image_size]) or src.get("original")
-            if not isinstance(url, str) or not url:
-                raise malformed(self.name, f"photo {item.get('id')!r} has no src.{SIZES[cfg.image_size]} URL")
+            url = self.url(src, SIZES[cfg.image_size], "original", f"photo {item.get('id')!r}")
             hits.append(
                 Hit(
                     source=self.name,

@@ -5,7 +5,7 @@ user_id, …}]}``. The key is a query parameter, so URLs are never shown with th
 from __future__ import annotations
 
 from ferkit.stock.config import PullConfig
-from ferkit.stock.sources import Hit, SearchPage, Source, field_of, malformed
+from ferkit.stock.sources import Hit, SearchPage, Source, field_of
 
 LICENCE_URL = "https://pixabay.com/service/license-summary/"
 #: ferkit's image_size → the Pixabay field downloaded (fullHDURL and imageURL need approved API access).
@@ -30,16 +30,9 @@ class Pixabay(Source):
         if cfg.min_width or cfg.min_height:
             params.update(min_width=cfg.min_width, min_height=cfg.min_height)
         data = self.client.get_json(f"{self.base_url}/api/", f"pixabay {query!r} page {page}", params, {})
-        if not isinstance(data, dict):
-            raise malformed(self.name, f"expected an object, got {type(data).__name__}")
-        items = field_of(data, "hits", list, self.name)
         hits = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise malformed(self.name, "a hit is not an object")
-            url = item.get(SIZES[cfg.image_size]) or item.get("webformatURL")
-            if not isinstance(url, str) or not url:
-                raise malformed(self.name, f"hit {item.get('id')!r} has no {SIZES[cfg.image_size]}")
+        for item in self.results(data, "hits", "hit"):
+            url = self.url(item, SIZES[cfg.image_size], "webformatURL", f"hit {item.get('id')!r}")
             user, user_id = str(item.get("user") or ""), item.get("user_id")
             tags = item.get("tags") if isinstance(item.get("tags"), str) else ""
             hits.append(

@@ -56,6 +56,22 @@ class Source:
     def search(self, query: str, page: int, cfg: PullConfig) -> SearchPage:
         raise NotImplementedError
 
+    def results(self, data: Any, key: str, what: str) -> list[dict[str, Any]]:
+        """The result objects listed under ``key`` of an API answer (``InputError`` when it is not in that format)."""
+        if not isinstance(data, dict):
+            raise malformed(self.name, f"expected an object, got {type(data).__name__}")
+        items = field_of(data, key, list, self.name)
+        if not all(isinstance(item, dict) for item in items):
+            raise malformed(self.name, f"a {what} is not an object")
+        return items
+
+    def url(self, where: dict[str, Any], key: str, fallback: str, what: str) -> str:
+        """The download URL under ``key`` (else ``fallback``) of one result."""
+        url = where.get(key) or where.get(fallback)
+        if not isinstance(url, str) or not url:
+            raise malformed(self.name, f"{what} has no {key} URL")
+        return url
+
 
 def malformed(source: str, detail: str) -> InputError:
     """The one-line error of an API answer that is not in the documented format."""
