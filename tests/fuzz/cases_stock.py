@@ -186,3 +186,17 @@ for cid, setup, args, expect, match, check in [
             error_match=match, timeout=120,
         )
     )  # fmt: skip
+
+
+# --- model.trainable (the recipe's fine-tuning switch) in training configs -----------------------------------------
+
+
+def _register_trainable() -> None:
+    from .cases_configs import _cfg
+
+    _cfg("trainable-names-nothing", {"model.trainable": ["stage9"]}, error_match="model.trainable")
+    _cfg("trainable-not-a-list", {"model.trainable": "head"}, error_match="model.trainable")
+    _cfg("trainable-head-only", {"model.trainable": ["head"]}, expect="ok")
+
+
+_register_trainable()
