@@ -5,6 +5,8 @@ fine-tune → evaluate, with single- and multi-keyword queries compared.
     ferkit train configs/stock/1_fer_resnet18_small.toml          # FER-trained backbone (once)
     ferkit train configs/stock/2_stock_multi.toml; ferkit train configs/stock/3_stock_single.toml
     python benchmarks/stock_pipeline.py evaluate # ferkit evaluate on held-out SFEW photos and FER2013 test
+    (docs/stock_photos.md runs each fine-tune with seeds 0-2: --set seed=N --set name=stock_2_multi_sN, then
+    `evaluate --runs stock_1_fer_resnet18_small stock_2_multi_s0 ... stock_3_single_s2`)
 
 No stock API can be reached here, so ``ferkit.stock.replay`` serves SFEW and FER2013 train images of the five
 classes as a catalogue: every image gets three keywords, each drawn from its own class's five words with
@@ -21,6 +23,8 @@ import hashlib
 import json
 import os
 import random
+import re
+import statistics
 import subprocess
 import sys
 import time
@@ -137,13 +141,13 @@ def data_stage(args: argparse.Namespace) -> dict:
 
 
 def evaluate_stage(args: argparse.Namespace) -> dict:
+    """``ferkit evaluate`` of each run's model on the held-out SFEW photos and FER2013 test (five classes); runs named
+    ``<arm>_s<seed>`` are also summarised per arm (mean and sample standard deviation over seeds)."""
     work, out = Path(args.work), {}
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    sets = {
-        "sfew_holdout": [str(work / "sfew_holdout")],
-        "fer2013_test": [str(Path(args.data) / "fer2013" / "test"), "--crops"],
-    }
-    for run in ("stock_1_fer_resnet18_small", "stock_2_multi", "stock_3_single"):
+    fer_test = str(Path(args.data) / "fer2013" / "test")
+    sets = {"sfew_holdout": [str(work / "sfew_holdout")], "fer2013_test": [fer_test, "--crops"]}
+    for run in args.runs:
         model = Path("runs") / run / "model"
         if not model.is_dir():
             print(f"{model}: missing, skipped", flush=True)
@@ -151,12 +155,23 @@ def evaluate_stage(args: argparse.Namespace) -> dict:
         for name, where in sets.items():
             rep = work / f"eval_{run}_{name}.json"
             cmd = [sys.executable, "-m", "ferkit.cli", "evaluate", *where, "--model", str(model), "--report", str(rep)]
-            subprocess.run([*cmd, "--tta", "none"], check=True, env=env)  # noqa: S603 - our own CLI
+            subprocess.run([*cmd, "--tta", "none"], check=True, env=env, capture_output=True)  # noqa: S603 - our CLI
             r = json.loads(rep.read_text())["results"][0]
             keep = ("n", "accuracy", "balanced_accuracy", "macro_f1")
             out[f"{run}/{name}"] = {k: round(r[k], 4) if isinstance(r[k], float) else r[k] for k in keep if k in r}
             print(run, name, out[f"{run}/{name}"], flush=True)
-    return out
+    arms: dict[str, list[str]] = {}
+    for key in out:
+        run, name = key.split("/")
+        arms.setdefault(f"{re.sub(r'_s[0-9]+$', '', run)}/{name}", []).append(key)
+    summary = {}
+    for arm, keys in arms.items():
+        if len(keys) > 1:
+            summary[arm] = {"seeds": len(keys)}
+            for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+                values = [out[k][metric] for k in keys]
+                summary[arm][metric] = [round(statistics.mean(values), 4), round(statistics.stdev(values), 4)]
+    return {"runs": out, "mean_sd_over_seeds": summary}
 
 
 def main() -> None:
@@ -168,6 +183,7 @@ def main() -> None:
     ap.add_argument("--sfew-per-class", type=int, default=None, help="fewer SFEW photos (a quick smoke run)")
     ap.add_argument("--wrong", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", nargs="+", default=["stock_1_fer_resnet18_small", "stock_2_multi", "stock_3_single"])
     ap.add_argument("--out", default=str(HERE / "results" / "stock_pipeline.json"))
     args = ap.parse_args()
     result_path = Path(args.out)
