@@ -5,7 +5,7 @@ src: {original, large, medium, small, …}}], page, per_page, total_results, nex
 from __future__ import annotations
 
 from ferkit.stock.config import PullConfig
-from ferkit.stock.sources import Hit, SearchPage, Source, field_of
+from ferkit.stock.sources import SearchPage, Source, field_of
 
 LICENCE_URL = "https://www.pexels.com/license/"
 #: ferkit's image_size → the Pexels ``src`` key downloaded.
@@ -30,19 +30,8 @@ class Pexels(Source):
         for item in self.results(data, "photos", "photo"):
             src = field_of(item, "src", dict, self.name)
             url = self.url(src, SIZES[cfg.image_size], "original", f"photo {item.get('id')!r}")
-            hits.append(
-                Hit(
-                    source=self.name,
-                    id=str(field_of(item, "id", (int, str), self.name)),
-                    download_url=url,
-                    page_url=str(item.get("url") or ""),
-                    photographer=str(item.get("photographer") or ""),
-                    photographer_url=str(item.get("photographer_url") or ""),
-                    licence_url=LICENCE_URL,
-                    width=int(field_of(item, "width", int, self.name)),
-                    height=int(field_of(item, "height", int, self.name)),
-                    alt=str(item.get("alt") or ""),
-                )
-            )
+            credit = {"photographer": str(item.get("photographer") or ""), "licence_url": LICENCE_URL}
+            credit.update(page_url=str(item.get("url") or ""), photographer_url=str(item.get("photographer_url") or ""))
+            hits.append(self.hit(item, url, ("width", "height"), alt=str(item.get("alt") or ""), **credit))
         total = data.get("total_results", len(hits))
         return SearchPage(hits, bool(data.get("next_page")), total if isinstance(total, int) else len(hits))

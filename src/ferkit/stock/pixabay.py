@@ -5,7 +5,7 @@ user_id, …}]}``. The key is a query parameter, so URLs are never shown with th
 from __future__ import annotations
 
 from ferkit.stock.config import PullConfig
-from ferkit.stock.sources import Hit, SearchPage, Source, field_of
+from ferkit.stock.sources import SearchPage, Source
 
 LICENCE_URL = "https://pixabay.com/service/license-summary/"
 #: ferkit's image_size → the Pixabay field downloaded (fullHDURL and imageURL need approved API access).
@@ -35,18 +35,17 @@ class Pixabay(Source):
             url = self.url(item, SIZES[cfg.image_size], "webformatURL", f"hit {item.get('id')!r}")
             user, user_id = str(item.get("user") or ""), item.get("user_id")
             tags = item.get("tags") if isinstance(item.get("tags"), str) else ""
+            profile = f"https://pixabay.com/users/{user}-{user_id}/" if user and user_id else ""
+            credit = {"photographer": user, "photographer_url": profile, "licence_url": LICENCE_URL}
+            words = [t.strip() for t in tags.split(",") if t.strip()]
             hits.append(
-                Hit(
-                    source=self.name,
-                    id=str(field_of(item, "id", (int, str), self.name)),
-                    download_url=url,
+                self.hit(
+                    item,
+                    url,
+                    ("imageWidth", "imageHeight"),
                     page_url=str(item.get("pageURL") or ""),
-                    photographer=user,
-                    photographer_url=f"https://pixabay.com/users/{user}-{user_id}/" if user and user_id else "",
-                    licence_url=LICENCE_URL,
-                    width=int(field_of(item, "imageWidth", int, self.name)),
-                    height=int(field_of(item, "imageHeight", int, self.name)),
-                    tags=[t.strip() for t in tags.split(",") if t.strip()],
+                    tags=words,
+                    **credit,
                 )
             )
         total_hits = data.get("totalHits", 0)

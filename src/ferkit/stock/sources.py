@@ -65,6 +65,12 @@ class Source:
             raise malformed(self.name, f"a {what} is not an object")
         return items
 
+    def hit(self, item: dict[str, Any], url: str, size_keys: tuple[str, str], **attribution: Any) -> Hit:
+        """A :class:`Hit` of this source from one result: its id and ``size_keys`` (width, height) checked."""
+        w, h = (int(field_of(item, k, int, self.name)) for k in size_keys)
+        item_id = str(field_of(item, "id", (int, str), self.name))
+        return Hit(source=self.name, id=item_id, download_url=url, width=w, height=h, **attribution)
+
     def url(self, where: dict[str, Any], key: str, fallback: str, what: str) -> str:
         """The download URL under ``key`` (else ``fallback``) of one result."""
         url = where.get(key) or where.get(fallback)
