@@ -23,7 +23,7 @@ DOC = ROOT / "docs" / "architecture.md"
 PNG = ROOT / "docs" / "architecture.png"
 #: Top to bottom, as the layers contract in pyproject.toml lists them (curation and corpus once they exist).
 STAGES = [
-    *["cli", "corpus", "curation", "api", "training", "evaluation"],
+    *["cli", "corpus", "curation", "stock", "api", "training", "evaluation"],
     *["analysis", "models", "faces", "labels", "media"],
 ]
 EXTERNAL = ["torch", "onnx", "mlflow", "onnxruntime", "mediapipe", "cv2", "av"]

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "ferkit"
-STAGES = {"media", "labels", "faces", "models", "analysis", "evaluation", "training", "cli", "assets"}
+STAGES = {"media", "labels", "faces", "models", "analysis", "evaluation", "training", "cli", "stock", "assets"}
 
 
 def lint(project: Path, src: Path) -> subprocess.CompletedProcess:

@@ -52,6 +52,7 @@ CASE_MODULES: list[str] = [
     "cases_synth",
     "cases_corpus",
     "cases_curation",
+    "cases_stock",
 ]
 
 

@@ -94,6 +94,9 @@ class ModelConfig:
     dropout: float = 0.4
     options: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # start from a checkpoint (best.pt / last.pt) or a vgg_small model folder ("ferkit")
+    # Fine-tuning: the parameter-name prefixes that train (e.g. ["features.5", "features.6", "head"]: resnet18_small's
+    # last two stages and the head); every other weight stays as loaded. Empty: everything trains.
+    trainable: list[str] = field(default_factory=list)
 
 
 @dataclass

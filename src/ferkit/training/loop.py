@@ -71,7 +71,22 @@ def build_model(cfg: RunConfig, num_classes: int, calib: torch.Tensor | None = N
             load_states(load_checkpoint(path, {"model": dict}), path, {"model": model})
         except InputError as exc:
             raise InputError(f"model.init_from: {exc}") from None
+    freeze_except(model, cfg.model.trainable)
     return model
+
+
+def freeze_except(model: torch.nn.Module, trainable: list[str]) -> None:
+    """Fine-tuning: only parameters whose names start with one of ``trainable`` keep training (all when empty).
+    Frozen layers keep their weights; their batch norms still follow the new data's statistics."""
+    if not trainable:
+        return
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in trainable:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            tops = sorted({".".join(n.split(".")[:2]) for n in names})
+            raise InputError(f"model.trainable: {prefix!r} names no parameter (e.g. {', '.join(tops)})")
+    for name, p in model.named_parameters():
+        p.requires_grad_(any(name == t or name.startswith(t + ".") for t in trainable))
 
 
 def _scheduler(cfg: RunConfig, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:

@@ -75,6 +75,11 @@ def check_run(cfg: RunConfig, export: bool = True, resume: bool | None = None) -
         if not isinstance(split, dict):
             raise InputError(f"data.split_from: {cfg.data.split_from} is not a split.json (expected a mapping)")
     classes = load_taxonomy(cfg.data.taxonomy).classes
+    if cfg.model.trainable:  # names no parameter? (building the backbone untrained takes well under a second)
+        from ferkit.training.backbones import configured_backbone
+        from ferkit.training.loop import freeze_except
+
+        freeze_except(configured_backbone(cfg, max(2, len(classes))), cfg.model.trainable)
     unknown = [c for c in cfg.imbalance.minority if c not in classes]
     if unknown:
         raise InputError(f"imbalance.minority: {', '.join(unknown)} not among the classes ({', '.join(classes)})")
