@@ -92,7 +92,7 @@ def create_detector(name: str = "yunet", **kwargs: object) -> Detector:
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
+def quiet_native_stderr() -> Iterator[None]:
     """Silence the TFLite/absl banner that MediaPipe's C++ code prints on stderr while a graph starts."""
     try:
         fd = os.dup(2)
@@ -114,14 +114,14 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 class _MediaPipeBase(Detector):
     def __init__(self) -> None:
         self._graph = self._build()
-        with _quiet_native_stderr():  # the first run prints the XNNPACK banner
+        with quiet_native_stderr():  # the first run prints the XNNPACK banner
             self._graph.process(np.zeros((64, 64, 3), np.uint8))
 
     def _build(self):
         raise NotImplementedError
 
     def close(self) -> None:
-        with _quiet_native_stderr():  # tearing a graph down may log too (a glog warning on stderr)
+        with quiet_native_stderr():  # tearing a graph down may log too (a glog warning on stderr)
             self._graph.close()
 
 
@@ -138,7 +138,7 @@ class BlazeFace(_MediaPipeBase):
     def _build(self):
         import mediapipe as mp
 
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             return mp.solutions.face_detection.FaceDetection(
                 model_selection=int(self.full_range), min_detection_confidence=self.min_score
             )
@@ -185,7 +185,7 @@ class FaceMesh(_MediaPipeBase):
     def _build(self):
         import mediapipe as mp
 
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             return mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=self.max_faces, min_detection_confidence=self.min_score
             )

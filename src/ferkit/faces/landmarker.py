@@ -23,7 +23,7 @@ from mediapipe.tasks.python import vision
 from mediapipe.tasks.python.core.base_options import BaseOptions
 
 from ferkit.errors import ModelError
-from ferkit.faces.detectors import _quiet_native_stderr
+from ferkit.faces.detectors import quiet_native_stderr
 
 LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 #: The bundled file (data, not code).
@@ -148,7 +148,7 @@ class FaceLandmarker:
             output_facial_transformation_matrixes=True,
         )
         self.running_mode: RunningMode = running_mode
-        with _quiet_native_stderr():  # graph start-up logs TFLite/absl lines on the process's stderr
+        with quiet_native_stderr():  # graph start-up logs TFLite/absl lines on the process's stderr
             self._task = vision.FaceLandmarker.create_from_options(options)
         self._last_ts = -1
         self._started = False
@@ -160,7 +160,7 @@ class FaceLandmarker:
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop_rgb))
         if not self._started:  # the first inference logs too (absl warnings of the blendshape model)
             self._started = True
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 return self._fit(image, crop_rgb, timestamp_ms)
         return self._fit(image, crop_rgb, timestamp_ms)
 
