@@ -26,7 +26,8 @@ class MineRules:
     flicker_changes: int = 2  # ... at least this many times within flicker_seconds
     static_seconds: float = 3.0  # static: a track whose pixels and box do not move for this long
     static_pixels: float = 2.5  # mean absolute grey-level change (0-255) of the face patch that counts as motion
-    static_shift: float = 0.03  # box centre/size change (fraction of the box side) that counts as motion
+    static_shift: float = 0.08  # box centre/size change (fraction of the box side) that counts as motion; above the
+    # detector's own jitter on a still face (YuNet: about 3 % of the side in size from frame to frame)
     min_face: int = 40  # faces narrower than this (pixels) are dropped (too_small)
     min_sharpness: float = 15.0  # variance of the Laplacian of the aligned grey crop below this: blurry
     max_yaw: float = 0.55  # |nose offset from the eye midpoint| / eye distance above this: extreme_pose
@@ -158,17 +159,25 @@ class StaticTracks:
             (self.drop if static else self.release)(item)
         s.pending = []
 
-    def update(self, track: int, t: float, box: list[float], patch: np.ndarray | None) -> None:
-        """A sighting of ``track`` at time ``t`` (every face record, candidate or not)."""
+    def update(self, track: int, t: float, box: list[float], gray: np.ndarray) -> None:
+        """A sighting of ``track`` at time ``t`` in the grey frame ``gray`` (every face record, candidate or not).
+
+        The pixels are compared inside the still run's reference box, not the detector's new box, so the
+        detector's frame-to-frame jitter on a poster does not read as motion.
+        """
         s = self.tracks.get(track)
-        if patch is None:
-            return
         if s is None:
-            self.tracks[track] = _Still(patch, list(box), t, t)
+            patch = face_patch(gray, box)
+            if patch is not None:
+                self.tracks[track] = _Still(patch, list(box), t, t)
+            return
+        patch = face_patch(gray, s.box)
+        if patch is None:
             return
         if self._moved(s, patch, box):
             self._close(s)
-            s.ref, s.box, s.start = patch, list(box), t
+            fresh = face_patch(gray, box)
+            s.ref, s.box, s.start = (patch if fresh is None else fresh), list(box), t
         s.last = t
         if self.is_static(track):
             self._close(s)

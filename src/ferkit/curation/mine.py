@@ -28,7 +28,6 @@ from ferkit.curation.filters import (
     MineRules,
     NearDuplicates,
     StaticTracks,
-    face_patch,
     norm_entropy,
     priority,
     quality_problem,
@@ -242,7 +241,7 @@ class Miner:
                 continue
             t = rec.timestamp
             if t is not None:
-                static.update(rec.face_id, t, rec.box, face_patch(frame.gray, rec.box))
+                static.update(rec.face_id, t, rec.box, frame.gray)
                 static.evict(t)
             flickers = flicker.update(rec.face_id, t, rec.emotion)
             item = self._candidate(rec, key, frame, flickers, dupes, dropped, counts)
