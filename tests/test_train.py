@@ -426,6 +426,20 @@ def test_init_from_the_bundled_model_folder_fine_tunes_it(tmp_path: Path) -> Non
     with pytest.raises(InputError, match="does not fit"):
         build_model(config_from_dict(_config(tmp_path, data, **{"model.init_from": "ferkit"})), 2, x)  # 2 classes
 
+    wide = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt", "hard_case", "speech_action"]
+    wider = build_model(
+        config_from_dict(_config(tmp_path, data, **{"data.taxonomy": "extended", "model.init_from": "ferkit"})),
+        10,
+        x,
+        wide,
+    ).eval()
+    with torch.no_grad():
+        logits = wider(normalise(x, cfg))[0].numpy()
+    assert np.abs(logits[:, :7] - ref).max() < 1e-3  # the basic classes' rows, copied by name
+    assert (logits[:, 7:].max(1) < logits[:, :7].max(1)).all()  # new classes start below the old decision
+    with pytest.raises(InputError, match="does not fit"):
+        build_model(cfg, 10, x, [*wide[:6], "other", *wide[7:]])  # a class of the old model is missing
+
     runs = {}
     for name, init in (("ft", "ferkit"), ("scratch", None)):
         over = {"name": name, "data.taxonomy": "basic7", "optim.epochs": 1, "optim.lr": 3e-4, "model.init_from": init}

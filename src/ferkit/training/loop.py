@@ -54,15 +54,18 @@ class EpochResult:
     images_per_s: float
 
 
-def build_model(cfg: RunConfig, num_classes: int, calib: torch.Tensor | None = None) -> torch.nn.Module:
+def build_model(
+    cfg: RunConfig, num_classes: int, calib: torch.Tensor | None = None, classes: list[str] | None = None
+) -> torch.nn.Module:
     """The configured backbone (``model.options`` passed through), optionally initialised from a checkpoint or an
-    ONNX model folder (a name like ``ferkit`` or a path; ``calib``: uint8 NCHW training images for its norms)."""
+    ONNX model folder (a name like ``ferkit`` or a path; ``calib``: uint8 NCHW training images for its norms;
+    ``classes``: the run's class names, so a model folder of fewer classes can start a wider taxonomy)."""
     model = configured_backbone(cfg, num_classes)
     folder = model_folder(cfg.model.init_from) if cfg.model.init_from else None
     if folder is not None:
         if calib is None or not len(calib):
             raise InputError("model.init_from: a model folder needs training images to fit its batch norms")
-        model.load_state_dict(state_from_onnx(folder, model, normalise(calib[:2048], cfg)))
+        model.load_state_dict(state_from_onnx(folder, model, normalise(calib[:2048], cfg), classes))
     elif cfg.model.init_from:
         path = Path(cfg.model.init_from)
         if not path.is_file():
@@ -184,7 +187,7 @@ def _fit(cfg: RunConfig, data: PreparedData, device: str, last: dict | None, log
     """Train (``last``: the ``last.pt`` of a resumed run) and checkpoint every epoch."""
     run_dir, o, imb, resume = cfg.run_dir, cfg.optim, cfg.imbalance, last is not None
     classes, n_cls = data.classes, len(data.classes)
-    model = build_model(cfg, n_cls, data.x_train).to(device, memory_format=torch.channels_last)
+    model = build_model(cfg, n_cls, data.x_train, classes).to(device, memory_format=torch.channels_last)
     ema = None
     if o.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=_ema_fn(o.ema_decay), use_buffers=True)

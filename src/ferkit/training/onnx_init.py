@@ -38,9 +38,14 @@ def checked_folder(folder: Path) -> Path:
     return folder / card.onnx_file
 
 
-def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def state_from_onnx(
+    folder: Path, model: nn.Module, x: torch.Tensor, classes: list[str] | None = None
+) -> dict[str, torch.Tensor]:
     """``model``'s state dict filled from ``folder``'s ONNX weights, batch norms fitted on ``x`` (normalised NCHW).
 
+    ``classes``: the new model's class names. When they include every class of the folder's model (a wider
+    taxonomy, e.g. basic7 → extended12), the head rows are copied by class name and the new classes keep their fresh
+    weights (scaled down) with a bias below every old one, so training starts from the old model's decisions.
     ``InputError`` when the folder's network is not ``model``'s (another backbone, input or class count).
     """
     import onnx
@@ -54,11 +59,13 @@ def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str
     folded = all(len(n.input) > 2 and n.input[1] in init and n.input[2] in init for n in convs)
     shapes = [tuple(init[n.input[1]].shape) for n in convs] if folded else None
     head = init.get("head.weight"), init.get("head.bias")
+    rows = _head_rows(folder, classes, model.head.weight.shape[0])
     if (
         shapes != [tuple(c.weight.shape) for c in layers]
         or head[0] is None
         or head[1] is None
-        or tuple(head[0].shape) != tuple(model.head.weight.shape)
+        or rows is None
+        or tuple(head[0].shape) != (len(rows), model.head.weight.shape[1])
     ):
         raise InputError(
             f"model.init_from: {folder} does not fit this model (layers, input channels or classes differ)"
@@ -72,8 +79,11 @@ def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str
             bn.bias.copy_(torch.from_numpy(init[node.input[2]].copy()))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
-        model.head.weight.copy_(torch.from_numpy(init["head.weight"].copy()))
-        model.head.bias.copy_(torch.from_numpy(init["head.bias"].copy()))
+        old_w, old_b = torch.from_numpy(init["head.weight"].copy()), torch.from_numpy(init["head.bias"].copy())
+        model.head.weight.mul_(0.1)
+        model.head.bias.fill_(float(old_b.min()) - 2.0)
+        model.head.weight[rows] = old_w
+        model.head.bias[rows] = old_b
         stats: list[torch.Tensor] = []
         hooks = [c.register_forward_hook(lambda m, i, o: stats.append(o.transpose(0, 1).flatten(1))) for c in layers]
         model(x)
@@ -88,3 +98,13 @@ def state_from_onnx(folder: Path, model: nn.Module, x: torch.Tensor) -> dict[str
             bn.bias.copy_(mu + bias)
     model.train(was_training)
     return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _head_rows(folder: Path, classes: list[str] | None, n_out: int) -> list[int] | None:
+    """Which rows of the new head the folder's classes fill: all of them in order, or by name for a wider taxonomy."""
+    from ferkit.models.base import OnnxModel
+
+    old = list(OnnxModel(folder).card.classes)
+    if len(old) != n_out and classes is not None and len(classes) == n_out and set(old) <= set(classes):
+        return [classes.index(c) for c in old]
+    return list(range(n_out)) if len(old) == n_out else None  # the same classes in order, or a misfit
