@@ -72,7 +72,7 @@ def _photo_folder(root: Path) -> Path:
 
 def test_filters_and_drop_reasons_on_real_faces(tmp_path: Path) -> None:
     photos = _photo_folder(tmp_path / "photos")
-    rep = extract_faces(photos, tmp_path / "a", ExtractOptions(min_face=200, min_sharpness=100))
+    rep = extract_faces(photos, tmp_path / "a", ExtractOptions(min_face=200, min_sharpness=150))
     state = json.loads((tmp_path / "a" / "faces.json").read_text())
     by_name = {Path(r["file"]).name: r for r in state["photos"].values()}
     reasons = {n: sorted({d["reason"] for d in r["dropped"]}) for n, r in by_name.items()}

@@ -44,7 +44,8 @@ def test_composites_keep_the_upper_face_and_take_the_speakers_mouth(made) -> Non
     assert donor.faces > donor.speaking >= donor.no_emotion_aus >= donor.used > 0 and donor.audio_voice is None
     top, bottom = [], []
     for r in rows:
-        assert r["upper_label"] != "neutral" and r["donor_audio"] == "" and float(r["donor_speaking"]) >= 0.5
+        assert r["label"] == "speech_action" and r["upper_label"] != "neutral"
+        assert r["donor_audio"] == "" and float(r["donor_speaking"]) >= 0.5
         comp = cv2.imread(str(out / r["file"]), cv2.IMREAD_UNCHANGED)
         upper = cv2.imread(r["upper"], cv2.IMREAD_GRAYSCALE)
         assert comp.shape == (48, 48) and comp.dtype == np.uint8  # FER2013 is gray: so is the composite

@@ -506,3 +506,32 @@ def test_sigkilled_training_resumes_to_the_same_weights(tmp_path: Path, kill_at_
     assert a["epoch"] == b["epoch"] == 3
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+
+
+def test_split_from_a_model_folder_validates_on_its_cards_list(tmp_path: Path) -> None:
+    """``data.split_from = "ferkit"``: the bundled model's held-out FER2013 train images validate a new run (so a
+    fine-tune of it is scored on images it never trained on); files the card does not list train."""
+    from ferkit.models.loading import load_model
+    from ferkit.training.data import prepare_data
+
+    listed = load_model("ferkit", calibration=False).card.extra["training"]["validation_files"]
+    data = tmp_path / "fer"  # FER2013's layout: a train split folder, so only the listed images validate
+    for name in listed:  # links: the card's whole list, plus 5 train images per class it does not list
+        (data / "train" / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / "train" / name).symlink_to(FER / "train" / name)
+    extra = {f"{c}/{p.name}" for c in ("happy", "sad") for p in sorted((FER / "train" / c).iterdir())[:40]}
+    extra = sorted(extra - set(listed))[:10]
+    for name in extra:
+        (data / "train" / name).symlink_to(FER / "train" / name)
+    over = {"data.taxonomy": "basic7", "data.split_from": "ferkit", "data.val_fraction": 0.5}
+    cfg = config_from_dict(_config(tmp_path, data, **over))
+    prepare_data(cfg, cfg.run_dir, log=lambda m: None)
+    split = json.loads((cfg.run_dir / "split.json").read_text())
+    assert set(split["validation_files"]) <= set(listed) and len(split["validation_files"]) >= 0.95 * len(listed)
+    assert len(split["train_keys"]) == len(extra)  # val_fraction does not carve more from the rest
+    with pytest.raises(InputError, match=r"data\.split_from: nothing\.json is not a readable"):
+        prepare_data(
+            config_from_dict(_config(tmp_path, data, **{**over, "data.split_from": "nothing.json"})),
+            tmp_path / "x",
+            log=lambda m: None,
+        )

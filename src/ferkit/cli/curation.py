@@ -30,7 +30,7 @@ def mine(
     ),
     aus: bool = typer.Option(False, "--aus", help="Also action units, speaking and hard-case rules (slower)."),
     fps: str = typer.Option("5", help="Video sampling rate in frames per second, or 'all'."),
-    detector: str = typer.Option("blazeface", help="blazeface, blazeface_full, mesh or haar."),
+    detector: str = typer.Option("yunet", help="yunet, yunet_small, blazeface, blazeface_full, mesh or haar."),
     cap: int = typer.Option(200, min=0, help="Faces kept per source at most, by priority (0: no cap)."),
     min_confidence: float = typer.Option(0.5, min=0.0, max=1.01, help="Keep faces the model is less sure of."),
     max_entropy: float = typer.Option(0.75, min=0.0, max=1.0, help="Keep faces above this normalised entropy."),

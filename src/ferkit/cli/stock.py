@@ -40,7 +40,7 @@ def pull_cmd(
 def extract_faces_cmd(
     raw: Path = path_argument(..., help="A `ferkit pull` folder (its manifest gives labels), or any image folder."),
     out: Path = path_option(..., "--out", help="Output folder: faces/, faces.json, tags.csv, rules.toml, report."),
-    detector: str = typer.Option("blazeface", help="Face detector (as in `ferkit analyze`)."),
+    detector: str = typer.Option("yunet", help="Face detector (as in `ferkit analyze`)."),
     size: int = typer.Option(64, help="Side of the aligned crops in pixels."),
     min_face: int = typer.Option(40, "--min-face", help="Drop faces whose box side is smaller (pixels)."),
     min_score: float = typer.Option(0.6, "--min-score", help="Drop detections scored lower."),

@@ -54,7 +54,7 @@ class MineOptions:
     fps: float | None = 5.0
     models: Sequence[str] = ("ferkit",)
     aus: bool = False
-    detector: str = "blazeface"
+    detector: str = "yunet"
     cap: int | None = 200  # faces kept per source at most (lowest priority evicted first); None: no cap
     rules: MineRules = field(default_factory=MineRules)
     checkpoint_seconds: float = 2.0  # seconds of video work between resume checkpoints (not a setting of the result)

@@ -33,7 +33,7 @@ CLASS = "speech_action"
 #: Upper-face classes taken by default: every emotion but neutral (a neutral face that speaks is not speech_action).
 DEFAULT_CLASSES = ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
 FIELDS = (
-    "file", "upper", "upper_label", "upper_yaw", "upper_pitch", "donor_video", "speaker", "donor_frame",
+    "file", "label", "upper", "upper_label", "upper_yaw", "upper_pitch", "donor_video", "speaker", "donor_frame",
     "donor_time", "donor_speaking", "donor_audio", "pose_distance",
 )  # fmt: skip
 
@@ -92,7 +92,7 @@ def _done_rows(manifest: Path) -> list[dict[str, str]]:
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
     rows = list(csv.DictReader(io.StringIO("".join(lines))))
-    return [r for r in rows if all(r.get(k) not in (None, "") for k in ("file", "upper"))]
+    return [{**r, "label": CLASS} for r in rows if all(r.get(k) not in (None, "") for k in ("file", "upper"))]
 
 
 def _check_settings(out: Path, settings: SynthSettings) -> None:
@@ -209,6 +209,7 @@ def _one(
     atomic_write_bytes(folder / name, png.tobytes())
     return {
         "file": f"{CLASS}/{name}",
+        "label": CLASS,  # the class, so the manifest is a labels_csv training source (group_column = speaker)
         "upper": str(item.path),
         "upper_label": item.label,
         "upper_yaw": upper.pose[1],

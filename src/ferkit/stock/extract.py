@@ -43,7 +43,7 @@ class ExtractOptions:
     """Detection and the filters a face must pass (``multiple``: keep the largest face, all faces, or drop photos
     with more than one)."""
 
-    detector: str = "blazeface"
+    detector: str = "yunet"
     size: int = 64  # crop side in pixels
     min_face: int = 40  # smallest detector box side in the photo, pixels
     min_score: float = 0.6

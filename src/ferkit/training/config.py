@@ -82,7 +82,7 @@ class DataConfig:
     max_per_class: int | None = None  # deterministic subset for quick runs and ablations
     train_fraction: float = 1.0  # keep this share of each class's train samples (keeps the class imbalance)
     val_max_per_class: int | None = None
-    split_from: str | None = None  # reuse another run's split.json (same validation images)
+    split_from: str | None = None  # another run's split.json or a model folder ("ferkit"): same validation images
     test_dirs: list[str] = field(default_factory=list)  # `<class>/` folders scored at export
 
 

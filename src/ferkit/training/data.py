@@ -162,7 +162,7 @@ def prepare_data(
         train, val = _select(samples, split["train_keys"], "key"), _select(samples, split["validation_keys"], "key")
     else:
         if d.split_from:
-            samples = _fixed_validation(samples, Path(d.split_from))
+            samples = _fixed_validation(samples, d.split_from)
         train, val, info = _plan_split(cfg, samples, labels, _eval_only(d.test_dirs, samples))
         log(f"duplicates (byte-identical files): {info['duplicates']}; dropped: {info.get('dropped', 'none')}")
         split = {
@@ -208,18 +208,31 @@ def _select(samples: list[Sample], names: list[str], by: str) -> list[int]:
     return [pos[k] for k in names]
 
 
-def _fixed_validation(samples: list[Sample], path: Path) -> list[Sample]:
-    """Mark the validation images of another run's ``split.json`` as validation (the rest is split as usual)."""
+def read_split_from(ref: str) -> dict:
+    """What ``data.split_from`` names: another run's ``split.json``, or a model folder (a bundled name like
+    ``ferkit`` or a path) whose card lists the validation files it was trained without."""
+    from ferkit.training.onnx_init import model_folder
+
+    folder = model_folder(ref)
+    path = folder / "card.json" if folder is not None else Path(ref)
     try:
-        other = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"data.split_from: cannot read {path}: {exc}") from None
+        other = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"data.split_from: {ref} is not a readable split.json or model folder ({exc})") from None
+    if folder is not None:
+        other = other.get("training") if isinstance(other, dict) else None
+    if not isinstance(other, dict) or not ("validation_keys" in other or "validation_files" in other):
+        raise InputError(f"data.split_from: {ref} lists no validation_keys or validation_files")
+    return other
+
+
+def _fixed_validation(samples: list[Sample], ref: str) -> list[Sample]:
+    """Mark the validation images ``data.split_from`` lists as validation (the rest is split as usual)."""
+    other = read_split_from(ref)
     if "validation_keys" in other:
         val = set(_select(samples, other["validation_keys"], "key"))
-    elif "validation_files" in other:
-        val = set(_select(samples, other["validation_files"], "file"))
     else:
-        raise InputError(f"data.split_from: {path} lists no validation_keys or validation_files")
+        val = set(_select(samples, other["validation_files"], "file"))
     return [replace(s, split="validation") if i in val else s for i, s in enumerate(samples)]
 
 

@@ -7,7 +7,6 @@ naming the key, instead of an error after the first progress lines (or after the
 from __future__ import annotations
 
 import inspect
-import json
 import zipfile
 from pathlib import Path
 
@@ -68,12 +67,9 @@ def check_run(cfg: RunConfig, export: bool = True, resume: bool | None = None) -
     if cfg.distill.teacher:
         _checkpoint("distill.teacher", cfg.distill.teacher)
     if cfg.data.split_from:
-        try:
-            split = json.loads(Path(cfg.data.split_from).read_bytes())
-        except (OSError, ValueError, RecursionError) as exc:
-            raise InputError(f"data.split_from: {cfg.data.split_from} is not a readable split.json ({exc})") from None
-        if not isinstance(split, dict):
-            raise InputError(f"data.split_from: {cfg.data.split_from} is not a split.json (expected a mapping)")
+        from ferkit.training.data import read_split_from
+
+        read_split_from(cfg.data.split_from)
     classes = load_taxonomy(cfg.data.taxonomy).classes
     if cfg.model.trainable:  # names no parameter? (building the backbone untrained takes well under a second)
         from ferkit.training.backbones import configured_backbone
