@@ -91,8 +91,8 @@ def analyze(
     paths: list[Path] | None = path_argument(None, help="Images, folders of images, or videos (none with --live)."),
     fps: str | None = typer.Option(
         None,
-        help="Video sampling rate in frames per second, or 'all' for every frame (default 5). With --live: process "
-        "at most this many frames per second (default: as many as the analysis keeps up with).",
+        help="Video sampling rate in frames per second, or 'all' for every frame (default 5). With --live: sample "
+        "at most this many frames per second of stream time (default: as many as the analysis keeps up with).",
     ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv or parquet."),
     output: Path | None = path_option(

@@ -11,6 +11,7 @@ deliver it; a camera or a live stream arrives at its own rate.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
@@ -133,12 +134,12 @@ class LiveSource:
 
     def take(self, deadline: float | None = None, since: float | None = None) -> LiveFrame | None:
         """The newest frame (waiting for one), or ``None`` at the end of the stream, after :meth:`stop` or when
-        ``time.monotonic()`` passes ``deadline``; ``since``: wait for a frame captured at or after that instant (the
-        stream's last frame is taken whenever it came). ``InputError`` when the source ended before any frame."""
+        ``time.monotonic()`` passes ``deadline``; ``since``: wait for a frame whose stream time reaches that (the
+        stream's last frame is taken whatever its time). ``InputError`` when the source ended before any frame."""
         with self._cond:
             while not self._stop:
                 slot = self._slot
-                if self._ended or (slot is not None and (since is None or slot[3] >= since)):
+                if self._ended or (slot is not None and (since is None or slot[1] >= since - 1e-6)):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
@@ -160,15 +161,16 @@ class LiveSource:
         self, max_frames: int | None = None, duration: float | None = None, fps: float | None = None
     ) -> Iterator[LiveFrame]:
         """Taken frames until the stream ends, :meth:`stop`, ``max_frames`` frames or ``duration`` seconds of wall
-        time; ``fps``: at most this many frames per second, each the first to arrive once its turn has come (a fresh
-        one, not one that waited in the slot), the frames between dropped."""
+        time; ``fps``: at most this many frames per second of stream time, sampled as ``analyze --fps`` samples a file
+        (the first frame at or after each instant 0, 1/fps, 2/fps …: a fresh frame, not one that waited in the slot),
+        the frames between dropped."""
         deadline = None if duration is None else time.monotonic() + duration
         n, since = 0, None
         while max_frames is None or n < max_frames:
             frame = self.take(deadline, since)
             if frame is None:
                 return
-            since = None if fps is None else frame.captured + 1.0 / fps - 1e-3  # 1 ms: a camera's jitter
+            since = None if fps is None else (math.floor((frame.timestamp + 1e-6) * fps) + 1) / fps  # next instant
             n += 1
             yield frame
 
