@@ -72,9 +72,9 @@ def check_live_options(fmt: str, max_frames: int | None, duration: float | None,
         raise InputError("--resume does not apply to --live: a live stream cannot be continued where it stopped")
     if fmt not in LIVE_FORMATS:
         raise InputError(f"--live writes {' or '.join(LIVE_FORMATS)} (records are read while they grow), not {fmt!r}")
-    if max_frames is not None and (isinstance(max_frames, bool) or not 1 <= max_frames <= 10**12):
+    if max_frames is not None and (type(max_frames) is not int or not 1 <= max_frames <= 10**12):
         raise InputError(f"--max-frames must be a whole number of frames >= 1, got {max_frames!r}")
-    if duration is not None and not (math.isfinite(duration) and 0 < duration <= 10**9):
+    if duration is not None and (isinstance(duration, bool) or not (math.isfinite(duration) and 0 < duration <= 10**9)):
         raise InputError(f"--duration must be a number of seconds > 0, got {duration!r}")
 
 
