@@ -53,6 +53,7 @@ CASE_MODULES: list[str] = [
     "cases_corpus",
     "cases_curation",
     "cases_stock",
+    "cases_live",
 ]
 
 

@@ -8,75 +8,27 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from ferkit.analysis.au_tracks import HELD, AuSchedule, AuTracks, Held
+from ferkit.analysis.au_tracks import HELD, AuSchedule, AuTracks
 from ferkit.analysis.hardcases import RuleSet
+from ferkit.analysis.options import AnalyzeOptions as AnalyzeOptions  # re-exported: callers import it from here
+from ferkit.analysis.options import Pending
 from ferkit.analysis.records import SENTIMENT, FaceRecord, source_name
 from ferkit.analysis.smoothing import Smoother
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop
-from ferkit.faces.aus import AU_KEYS, AuFit, AuModel, LandmarkerPool, au_crop, still_crop
-from ferkit.faces.detectors import Detector, Face, check_detector, create_detector
+from ferkit.faces.aus import AU_KEYS, AuModel, LandmarkerPool, au_crop, still_crop
+from ferkit.faces.detectors import Detector, Face, create_detector
 from ferkit.faces.tracking import FaceTracker
 from ferkit.media.images import Frame, image_frame
-from ferkit.media.video import check_every, check_fps, is_video, iter_every, iter_video
+from ferkit.media.video import is_video, iter_every, iter_video
 from ferkit.models.base import EmotionModel, resolve_tta, set_tta
-from ferkit.models.ensemble import CropKind, Ensemble, FaceScores
+from ferkit.models.ensemble import Ensemble, FaceScores
 
-
-@dataclass
-class AnalyzeOptions:
-    """Knobs of :class:`Analyzer` (the CLI exposes the common ones)."""
-
-    fps: float | None = 5.0  # video sampling rate; None = every frame
-    every: int | None = None  # video: every N-th frame instead of ``fps`` (decodes sparsely, see media.video)
-    crops: bool = False  # each image already is a face crop: no detection, just resize
-    detector: str = "yunet"
-    detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
-    template: str = "fer"
-    batch_frames: int = 16  # small batches: the model workers start sooner and the unoverlapped last batch is short
-    model_workers: int = 2  # batches scored at once in worker threads (one-thread onnxruntime each): one per core
-    tau: float = 0.5
-    margin: float = 0.1
-    k: int = 3
-    aus: bool = False  # action units, visual speech and hard-case rules per face (loads the face landmarker)
-    rules: str | Path | None = None  # hard-case rules file (None: the shipped one); only with aus
-    au_baseline: bool = True  # video: correct AU features by each track's own neutral baseline (stills: never)
-    au_processes: int = 2  # landmarker worker processes (MediaPipe holds the GIL; 0: fit in the model threads)
-    au_fps: float | None = 15.0  # video: landmarker fits per face per second at most (None: all); see AuSchedule
-    checkpoint_seconds: float = 2.0  # seconds of video work between resume checkpoints (output.state.json)
-
-    def __post_init__(self) -> None:
-        """Values outside their domain are one ``InputError`` here, for the Python API as for the CLI."""
-        check_fps(self.fps)
-        check_fps(self.au_fps, option="--au-fps")
-        check_every(self.every)
-        check_detector(self.detector)
-        for name, value, lo, hi in (
-            ("--detect-interval", self.detect_interval, 0, 3600),
-            ("--checkpoint-every", self.checkpoint_seconds, 0, 3600),
-            ("tau", self.tau, 0, 3600),
-            ("margin", self.margin, 0, 1),
-            ("k", self.k, 1, 10_000),
-            ("batch_frames", self.batch_frames, 1, 4096),
-            ("model_workers", self.model_workers, 1, 64),
-            ("au_processes", self.au_processes, 0, 64),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-                raise InputError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
-
-
-@dataclass
-class _Pending:
-    index: int
-    timestamp: float | None
-    faces: list[tuple[int, Face, str]]  # (face_id, face, alignment kind)
-    crops: dict[CropKind, list[np.ndarray]]  # one crop per face for each (size, channels) the models need
-    au_crops: list[np.ndarray | None] | None = None  # --aus: one landmarker crop per face (RGB; None: not due)
-    au_fits: list[AuFit | Held | None] | None = None  # --aus: filled by the model workers
-    snapshot: dict | None = None  # tracker (and AU schedule) state: a checkpoint once this frame's records are out
+F = TypeVar("F", bound=Frame)
 
 
 @dataclass
@@ -194,10 +146,7 @@ class Analyzer:
         )
         if video and every is not None:
             frames = iter_every(path, every, problems=self.warnings)
-        tracker = self._tracker()
-        smoother = self._smoother()
-        au_tracks = self._au_tracks(video)
-        schedule = AuSchedule(self.options.au_fps) if au_tracks is not None else None
+        tracker, smoother, au_tracks, schedule = self._stages(video)
         if state is not None:
             smoother.restore(state["smoother"])
             if au_tracks is not None:
@@ -205,7 +154,7 @@ class Analyzer:
         snapshots = video and tracker is not None and self.checkpoint is not None
         last = time.monotonic()
 
-        def pending() -> Iterator[tuple[Path, _Pending]]:
+        def pending() -> Iterator[tuple[Path, Pending]]:
             nonlocal last
             for f in frames:
                 if f.index < start_after or (f.index == start_after and state is None):
@@ -231,6 +180,17 @@ class Analyzer:
                 aus = au_tracks.state(ids) if au_tracks is not None else None
                 self.checkpoint(path, p.index, {**p.snapshot, "smoother": smoother.state(ids), "aus": aus})
 
+    def iter_live(self, frames: Iterable[F], source: str) -> Iterator[tuple[F, list[FaceRecord]]]:
+        """Each frame of a live stream with its records, as soon as they are scored: one frame at a time in the
+        caller's thread (no batching, which would hold records back for later frames). Frames may come at any gaps
+        (a live source drops stale ones): tracking, smoothing and the AU schedule go by their timestamps."""
+        if self.tta is not None:
+            set_tta(self.models, self.tta, video=True)
+        tracker, smoother, au_tracks, schedule = self._stages(video=True)
+        for f in frames:
+            p = self._faces(f, tracker, schedule)
+            yield f, list(self._records(source, [p], self._probs([p]), smoother, au_tracks))
+
     def state_fits(self, state: dict) -> bool:
         """Whether a checkpoint's state restores into this run's tracker, smoother and AU tracks; a damaged one is
         not used (the video is then analysed again from its start), so it can cost time, never records."""
@@ -252,7 +212,7 @@ class Analyzer:
             set_tta(self.models, self.tta, video=False)
         failed: list[InputError] = []
 
-        def pending() -> Iterator[tuple[Path, _Pending]]:
+        def pending() -> Iterator[tuple[Path, Pending]]:
             for path in paths:
                 if start_after.get(str(path), -1) >= 0:  # written by an interrupted run
                     continue
@@ -269,23 +229,23 @@ class Analyzer:
         if failed:
             raise failed[0]
 
-    def _scored(self, items: Iterable[tuple[Path, _Pending]]) -> Iterator[tuple[Path, _Pending, list[FaceScores]]]:
+    def _scored(self, items: Iterable[tuple[Path, Pending]]) -> Iterator[tuple[Path, Pending, list[FaceScores]]]:
         """Score pending frames in batches of ``batch_frames`` on ``model_workers`` threads while the caller's
         iterator decodes and detects the next ones (onnxruntime releases the GIL, so both cores stay busy); yields
         ``(source, pending, its faces' scores)`` in input order."""
         workers = self.options.model_workers
 
         def split(
-            batch: list[tuple[Path, _Pending]], scores: list[FaceScores]
-        ) -> Iterator[tuple[Path, _Pending, list[FaceScores]]]:
+            batch: list[tuple[Path, Pending]], scores: list[FaceScores]
+        ) -> Iterator[tuple[Path, Pending, list[FaceScores]]]:
             i = 0
             for src, p in batch:
                 yield src, p, scores[i : i + len(p.faces)]
                 i += len(p.faces)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            running: deque[tuple[list[tuple[Path, _Pending]], Future[list[FaceScores]]]] = deque()
-            batch: list[tuple[Path, _Pending]] = []
+            running: deque[tuple[list[tuple[Path, Pending]], Future[list[FaceScores]]]] = deque()
+            batch: list[tuple[Path, Pending]] = []
             for item in items:
                 batch.append(item)
                 if len(batch) >= self.options.batch_frames:
@@ -300,6 +260,12 @@ class Analyzer:
                 yield from split(done, fut.result())
         yield from split(batch, last)
 
+    def _stages(self, video: bool) -> tuple[FaceTracker | None, Smoother, AuTracks | None, AuSchedule | None]:
+        """A fresh tracker, smoother, AU tracks and AU schedule for one source."""
+        au_tracks = self._au_tracks(video)
+        schedule = AuSchedule(self.options.au_fps) if au_tracks is not None else None
+        return self._tracker(), self._smoother(), au_tracks, schedule
+
     def _tracker(self) -> FaceTracker | None:
         return None if self.options.crops else FaceTracker(self.detector, self.options.detect_interval)
 
@@ -311,7 +277,7 @@ class Analyzer:
             return None
         return AuTracks(self.au_model, self.rules, baseline=video and self.options.au_baseline)
 
-    def _faces(self, frame: Frame, tracker: FaceTracker | None, schedule: AuSchedule | None = None) -> _Pending:
+    def _faces(self, frame: Frame, tracker: FaceTracker | None, schedule: AuSchedule | None = None) -> Pending:
         kinds = self.ensemble.crop_kinds
         images: dict[str, np.ndarray] = {}
 
@@ -325,7 +291,7 @@ class Analyzer:
             h, w = frame.gray.shape[:2]
             crops = {(size, ch): [resize_crop(image(ch), size, ch)] for size, ch in kinds}
             au_crops = [still_crop(frame.rgb())] if aus else None
-            return _Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops, au_crops)
+            return Pending(frame.index, frame.timestamp, [(0, Face((0, 0, w, h), 1.0), "crop")], crops, au_crops)
         faces: list[tuple[int, Face, str]] = []
         crops = {k: [] for k in kinds}
         au_crops: list[np.ndarray | None] | None = [] if aus else None
@@ -338,9 +304,9 @@ class Analyzer:
             faces.append((t.face_id, t.face, kind))
             if au_crops is not None:
                 au_crops.append(au_crop(frame.rgb(), t.face.box) if fit else None)
-        return _Pending(frame.index, frame.timestamp, faces, crops, au_crops)
+        return Pending(frame.index, frame.timestamp, faces, crops, au_crops)
 
-    def _probs(self, batch: list[_Pending]) -> list[FaceScores]:
+    def _probs(self, batch: list[Pending]) -> list[FaceScores]:
         if self.landmarkers is not None:  # the landmarker runs here, in the worker threads, beside the models
             due = [
                 (c, float(f.box[2]))
@@ -359,7 +325,7 @@ class Analyzer:
     def _records(
         self,
         source: str,
-        batch: list[_Pending],
+        batch: list[Pending],
         scores: list[FaceScores],
         smoother: Smoother,
         au_tracks: AuTracks | None = None,

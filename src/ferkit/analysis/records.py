@@ -99,6 +99,8 @@ class FaceRecord:
 AU_FIELDS = ("aus", "au_intensity", "speaking", "speech_action", "hard_case_rules", "aus_reason")
 BASE_FIELDS = tuple(f for f in FaceRecord.__dataclass_fields__ if f not in (*AU_FIELDS, "with_aus"))
 AU_RECORD_FIELDS = (*BASE_FIELDS, *AU_FIELDS)
+#: The fields ``analyze --live`` adds after those (not in :class:`FaceRecord`: the writer adds them at write time).
+LIVE_FIELDS = ("latency_ms", "dropped")
 
 
 def record_schema() -> dict[str, Any]:
@@ -159,12 +161,19 @@ class RecordWriter:
     """
 
     def __init__(
-        self, path: Path, fmt: str, classes: list[str], append: bool = False, au_keys: list[str] | None = None
+        self,
+        path: Path,
+        fmt: str,
+        classes: list[str],
+        append: bool = False,
+        au_keys: list[str] | None = None,
+        live: bool = False,
     ) -> None:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         self.path, self.fmt, self.classes, self.append = Path(path), fmt, classes, append
         self.au_keys = au_keys  # an --aus run: AU columns (CSV/Parquet) in this order
+        self.live = live  # an --live run: every record also has the LIVE_FIELDS (given to write())
         self.line_path = self.path.with_suffix(".partial.jsonl") if fmt == "parquet" else self.path
         self._fh: IO[str] | None = None
         self._csv: csv.DictWriter | None = None
@@ -173,7 +182,8 @@ class RecordWriter:
     @property
     def columns(self) -> list[str]:
         """The CSV columns of this writer's records (header line)."""
-        return list(_flat(_empty_record(self.au_keys is not None), self.classes, self.au_keys))
+        columns = list(_flat(_empty_record(self.au_keys is not None), self.classes, self.au_keys))
+        return [*columns, *LIVE_FIELDS] if self.live else columns
 
     def _open(self) -> IO[str]:
         fresh = not (self.append and self.line_path.exists() and self.line_path.stat().st_size > 0)
@@ -188,10 +198,11 @@ class RecordWriter:
                 self._csv.writeheader()
         return fh
 
-    def write(self, record: FaceRecord) -> None:
+    def write(self, record: FaceRecord, extra: dict[str, Any] | None = None) -> None:
+        """Append ``record`` (plus ``extra``: the :data:`LIVE_FIELDS` of a live run) and flush it."""
         if self._fh is None:
             self._fh = self._open()
-        rec = record.to_dict()
+        rec = record.to_dict() if extra is None else {**record.to_dict(), **extra}
         if self._csv is not None:
             self._csv.writerow(_flat(rec, self.classes, self.au_keys))
         else:
@@ -258,7 +269,7 @@ def read_records(path: Path, fmt: str | None = None):
     if fmt != "csv":
         rows = load_jsonl(path)
         fields = AU_RECORD_FIELDS if rows and has_au_columns(rows[0]) else BASE_FIELDS
-        return pd.DataFrame(rows, columns=list(fields))
+        return pd.DataFrame(rows, columns=_with_live(fields, rows[0] if rows else ()))
     flat = pd.read_csv(path, dtype={k: object for k in (*JSON_COLUMNS, "gated", "speech_action")})
     aus = has_au_columns(flat.columns)
     out = flat[[c for c in flat.columns if not c.startswith(("box_", "p_", "sp_", AU_PREFIX))]].copy()
@@ -274,7 +285,12 @@ def read_records(path: Path, fmt: str | None = None):
     out["probabilities"], out["smoothed_probabilities"] = _fold(flat, "p_"), _fold(flat, "sp_")
     if aus:
         _fold_aus(flat, out)
-    return out.reindex(columns=list(AU_RECORD_FIELDS if aus else BASE_FIELDS))
+    return out.reindex(columns=_with_live(AU_RECORD_FIELDS if aus else BASE_FIELDS, flat.columns))
+
+
+def _with_live(fields: tuple[str, ...], columns) -> list[str]:
+    """``fields``, plus the :data:`LIVE_FIELDS` when ``columns`` (a file's columns or first record) has them."""
+    return [*fields, *LIVE_FIELDS] if LIVE_FIELDS[0] in columns else list(fields)
 
 
 def _plain(v: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Analysis commands of the ``ferkit`` CLI: analyze, evaluate, calibrate, fuse, models, demo."""
+"""Analysis commands of the ``ferkit`` CLI: analyze (its ``--live`` branch: :mod:`ferkit.cli.live`), evaluate,
+calibrate, models, demo."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferkit.cli.app import app, console, path_argument, path_option, progress
+from ferkit.cli.live import LIVE_HELP, analyze_live
 from ferkit.errors import InputError
 from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, check_writable
 
@@ -86,8 +88,12 @@ NO_CALIBRATION_HELP = "Use raw model scores: ignore the model folder's calibrati
 
 @app.command()
 def analyze(
-    paths: list[Path] = path_argument(..., help="Images, folders of images, or videos."),
-    fps: str = typer.Option("5", help="Video sampling rate in frames per second, or 'all' for every frame."),
+    paths: list[Path] | None = path_argument(None, help="Images, folders of images, or videos (none with --live)."),
+    fps: str | None = typer.Option(
+        None,
+        help="Video sampling rate in frames per second, or 'all' for every frame (default 5). With --live: sample "
+        "at most this many frames per second of stream time (default: as many as the analysis keeps up with).",
+    ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv or parquet."),
     output: Path | None = path_option(
         None,
@@ -140,15 +146,18 @@ def analyze(
         help="Video with --aus: landmarker fits per face per second at most ('all': every frame); frames between "
         "repeat the face's last AU fields.",
     ),
+    live: str | None = typer.Option(None, "--live", metavar="SOURCE", help=LIVE_HELP),
+    max_frames: int | None = typer.Option(None, help="--live: stop after this many processed frames."),
+    duration: float | None = typer.Option(None, help="--live: stop after this many seconds."),
 ) -> None:
-    """Detect, align and classify faces; write one record per face per sampled frame."""
+    """Detect, align and classify faces; write one record per face per sampled frame (or per live frame)."""
     from ferkit.analysis.pipeline import AnalyzeOptions
     from ferkit.analysis.records import FaceRecord
     from ferkit.analysis.setup import ModelSetup
     from ferkit.api import run_analysis
 
     opts = AnalyzeOptions(
-        fps=_parse_fps(fps),
+        fps=_parse_fps("5" if fps is None else fps),
         crops=crops,
         detector=detector,
         detect_interval=detect_interval,
@@ -170,8 +179,12 @@ def analyze(
             raise InputError(f"{reliability}: reliability report not found")
         cal = _calibration(calibration, no_calibration, len(model))
         setup = ModelSetup(model, cal, fusion, reliability, gate, gate_class, gate_threshold, tta)
-        with _guarded_outputs(paths, output, fmt):
-            summary = run_analysis(paths, output, fmt, setup, opts, resume, plots, tick)
+        if live is not None or max_frames is not None or duration is not None:
+            live_fps = None if fps is None else _parse_fps(fps)
+            args = (output, fmt, setup, opts, live_fps, resume, plots, max_frames, duration)
+            return analyze_live(live, paths or [], *args)
+        with _guarded_outputs(paths or [], output, fmt):
+            summary = run_analysis(paths or [], output, fmt, setup, opts, resume, plots, tick)
     for out in summary.outputs:
         typer.echo(str(out))
     for p in summary.plots:
@@ -333,45 +346,6 @@ def calibrate(
     for w in cal.fitted_on.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(w)}")
     typer.echo(str(path))
-
-
-@app.command()
-def fuse(
-    channels: list[Path] = path_argument(..., help="ferkit records (face channel) and other channels' JSONL/CSV."),
-    window: float = typer.Option(1.0, help="Fuse in consecutive windows of this many seconds."),
-    nearest: float | None = typer.Option(
-        None, help="Instead of windows: match each sample of the first channel to the nearest within this tolerance."
-    ),
-    weights: str | None = typer.Option(None, help="Channel weights by file stem, e.g. 'face=1,voice=0.5'."),
-    face: str = typer.Option("largest", help="Face channel: 'largest' face per timestamp or a face_id."),
-    threshold: float = typer.Option(0.5, help="Score a new label needs before the state machine switches."),
-    hold: int = typer.Option(2, min=1, help="Consecutive rows a new label must lead before switching."),
-    output: Path = path_option(Path("ferkit-results/fused.jsonl"), "--output", "-o", help="Fused rows (JSONL)."),
-    plot: bool = typer.Option(True, help="Write a per-channel and fused timeline PNG beside the output."),
-) -> None:
-    """Align channels by timestamp and fuse them by weighted voting with flicker suppression."""
-    from ferkit.analysis.channels import channel_name, fuse_files
-
-    w = None
-    if weights:
-        try:
-            w = {k.strip(): float(v) for k, v in (p.split("=") for p in weights.split(",") if p.strip())}
-        except ValueError:
-            raise InputError(f"--weights must look like 'face=1,voice=0.5', got {weights!r}") from None
-    check_writable(output, "--output", inputs=channels)
-    if plot:
-        check_writable(output.with_suffix(".png"), "plot (--no-plot skips it)", inputs=channels)
-    with OutputLock(output):
-        fused = fuse_files(channels, window, nearest, w, int(face) if face.isdigit() else face, threshold, hold)
-        atomic_write_text(output, fused.to_json(orient="records", lines=True, force_ascii=True))
-    typer.echo(str(output))
-    if plot:
-        from ferkit.analysis.plots import plot_channels
-
-        names = [channel_name(c) for c in channels]
-        typer.echo(str(plot_channels(fused, names, output.with_suffix(".png"))))
-    states = fused["state_label"].dropna()
-    console.print(f"{len(fused)} rows; fused state switches {int((states != states.shift()).sum()) - 1} times")
 
 
 @app.command()
