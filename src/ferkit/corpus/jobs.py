@@ -97,7 +97,8 @@ class VideoResult:
     ok: bool
     rows: int = 0
     faces: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the task's own time (analysis and its part), without the worker's setup
+    setup_s: float = 0.0  # a worker's first task: importing, loading the models and making the analyzer
     resumed: bool = False  # continued an interrupted run's work file
     error: str | None = None
     retryable: bool = False  # a failure another attempt may not repeat (not bad input)

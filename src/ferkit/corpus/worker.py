@@ -121,7 +121,7 @@ def analyse_video(job: VideoJob, report: Callable[[str, float], None] | Any = No
 
     ``report(task, seconds_of_it_done)`` (or a queue to ``put`` those pairs on) is called about once a second. A
     work file left by a killed run is continued from its last checkpoint, so the part holds exactly the rows of an
-    uninterrupted run.
+    uninterrupted run. The result's ``seconds`` leave out the worker's setup (``setup_s``, on its first task).
     """
     from ferkit.corpus.parts import write_part
     from ferkit.media.video import frame_window
@@ -140,6 +140,10 @@ def analyse_video(job: VideoJob, report: Callable[[str, float], None] | Any = No
             send((job.task, max(0.0, float(rec.timestamp) - offset)))
 
     try:
+        if job.spec not in _ANALYZERS:  # the worker's first task: imports, models, detector (not in its seconds)
+            worker_analyzer(job.spec)
+            result.setup_s = round(time.monotonic() - start, 3)
+            start = last[0] = time.monotonic()
         analyzer = worker_analyzer(job.spec)
         with OutputLock(job.work):  # a worker orphaned by a killed run may still be finishing this video
             result.resumed = job.work.exists() and job.work.stat().st_size > 0
