@@ -7,17 +7,23 @@ decoding, and whole runs (local pool vs Ray, 1 and 2 workers) at every 10th and 
   (threaded decoding, no conversion), and with :func:`ferkit.media.video.iter_every` in each skip mode (``all``:
   decode all, convert the samples; ``nonref``: also drop non-reference frames that are not samples; ``seek``: also
   jump to the keyframe before a sample when it is past the decoder). Minimum of ``--reps``.
-* ``analysis_over_decode``: one process, models loaded: analysing the samples (decode + detect + track + score) over
-  the decode-only time of the same sampling (the issue's target: ≤ 1.3× at every 100th frame): minima over
-  ``--reps`` interleaved pairs, and the median of the pairs' ratios.
+* ``analysis_over_decode``: one process, models loaded, the corpus run's options: analysing the samples (decode +
+  detect + track + score: ``analyse``) and the corpus worker's whole path per video (that plus resume bookkeeping and
+  writing the Parquet part: ``corpus``) over the decode-only time of the same sampling (the issue's target: ≤ 1.3×
+  at every 100th frame): minima over ``--reps`` interleaved triples, and the median of the pairs' ratios; and the
+  per-sample cost of each stage at every 100th frame (one pass under cProfile).
 * ``runs``: ``ferkit corpus run`` end to end (a fresh folder, CLI process start, worker spawn and model loads
   included) per engine/workers/sampling: wall seconds, video-minutes analysed per wall-minute, the workers' own
-  seconds (sum over videos), and the peak resident memory of each worker process (from the run log).
+  seconds (sum over videos; since the segments commit, without each worker's setup on its first task, which is
+  summed apart), and the peak resident memory of each worker process (from the run log).
 
 * ``film``: the same decode and analysis-over-decode figures on a film-like stream: the 60 s clip
   ``edtalk_pose_source2.mp4`` upscaled to 1280×720 and re-encoded with libx264 (default GOP 250, B-frames), where
   decoding costs what it costs in real films (the clips are 256×256, where decoding is nearly free and the
   per-sample analysis dominates).
+
+* ``segments``: the 60 s clip analysed whole and in 0.1-minute segments (``--segment-minutes``) at every 10th, 25th
+  and 100th frame: the rows whose per-frame fields, smoothed probabilities or smoothed label differ, and the tracks.
 
 Results: printed + benchmarks/results/corpus_speed.json (``--parts`` reruns some parts and keeps the others).
 """
@@ -76,22 +82,136 @@ def decode_times(files: list[Path], reps: int) -> dict:
     return out
 
 
+def corpus_jobs(files: list[Path], out: Path, every: int) -> list:
+    """The tasks ``ferkit corpus run`` would give its workers for ``files`` (planned into ``out``: hashed, headers
+    read), so the benchmark can time the worker's own path per video in this process."""
+    from ferkit.corpus.jobs import RunSpec
+    from ferkit.corpus.manifest import load_manifest
+    from ferkit.corpus.run import RunLog, RunSummary, run_settings_of
+
+    (out / ".work").mkdir(parents=True, exist_ok=True)
+    (out / "records").mkdir(exist_ok=True)
+    (out / "m.csv").write_text("path,title\n" + "".join(f"{f},v{i}\n" for i, f in enumerate(files)))
+    spec = RunSpec(every=every)
+    settings, _ = run_settings_of(spec)
+    args = (load_manifest(out / "m.csv"), out, spec, settings, RunLog(out / "log.jsonl"), RunSummary(out))
+    try:
+        from ferkit.corpus.planning import plan
+
+        return [j for p in plan(*args) for j in p.todo]
+    except ImportError:  # before the planning module (commit 23aaff2): plan returned the jobs
+        from ferkit.corpus.run import plan as old_plan
+
+        return old_plan(*args)
+
+
 def analysis_over_decode(files: list[Path], reps: int) -> dict:
-    from ferkit.analysis.pipeline import AnalyzeOptions
+    """Decode only, the analysis pipeline, and the corpus worker's whole path per video (analysis, work files,
+    checkpoints, the Parquet part), interleaved ``reps`` times, with the corpus run's own options."""
     from ferkit.analysis.setup import make_analyzer
+    from ferkit.corpus.jobs import RunSpec
+    from ferkit.corpus.worker import analyse_video, worker_models
     from ferkit.media.video import iter_every
 
     out = {}
     for every in (10, 100):
-        analyzer = make_analyzer("ferkit", AnalyzeOptions(every=every))
+        spec = RunSpec(every=every)
+        analyzer = make_analyzer(worker_models(spec), spec.options())
         list(analyzer.iter_source(files[0]))  # warm: detector and model sessions
-        dec, ana = [], []
-        for _ in range(reps):  # interleaved, so a change of the machine's load hits both alike
-            dec.append(_best(lambda e=every: [sum(1 for _ in iter_every(f, e)) for f in files], 1))
-            ana.append(_best(lambda a=analyzer: [sum(1 for _ in a.iter_source(f)) for f in files], 1))
-        ratios = sorted(a / d for a, d in zip(ana, dec, strict=True))
-        out[f"every{every}"] = {"decode_s": min(dec), "analyse_s": min(ana), "ratio": round(min(ana) / min(dec), 2)}
-        out[f"every{every}"]["median_pair_ratio"] = round(ratios[len(ratios) // 2], 2)
+        dec, ana, cor = [], [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            jobs = corpus_jobs(files, Path(tmp), every)
+            analyse_video(jobs[0])  # warm: the worker's models and analyzer
+            for _ in range(reps):  # interleaved, so a change of the machine's load hits all alike
+                dec.append(_best(lambda e=every: [sum(1 for _ in iter_every(f, e)) for f in files], 1))
+                ana.append(_best(lambda a=analyzer: [sum(1 for _ in a.iter_source(f)) for f in files], 1))
+                cor.append(_best(lambda js=jobs: [_ok(analyse_video(j)) for j in js], 1))
+        row = {"decode_s": min(dec), "analyse_s": min(ana), "corpus_s": min(cor)}
+        for name, times in (("", ana), ("corpus_", cor)):
+            ratios = sorted(a / d for a, d in zip(times, dec, strict=True))
+            row[f"{name}ratio"] = round(min(times) / min(dec), 2)
+            row[f"{name}median_pair_ratio"] = round(ratios[len(ratios) // 2], 2)
+        out[f"every{every}"] = row
+    out["every100"]["per_sample_ms"] = per_sample_costs(files, 100)
+    return out
+
+
+def _ok(result) -> None:
+    if not result.ok:
+        raise SystemExit(f"{result.video_id}: {result.error}")
+
+
+#: What the per-sample breakdown adds up (cumulative time of these functions in one profiled pass).
+_COSTS = {
+    "decode (iter_every: demux, decode, gray plane)": ("media/video.py", "_iter_targets", "iter_every"),
+    "packet index (demux-only pass)": ("media/video.py", "packet_index", "_packet_index"),
+    "RGB conversion (for the detector)": ("media/images.py", "rgb"),
+    "face detection": ("faces/detectors.py", "detect"),
+    "tracking (corner points, matching)": ("faces/tracking.py", "_corners"),
+    "alignment": ("faces/align.py", "align_face"),
+    "emotion model": ("models/ensemble.py", "predict"),
+}
+
+
+def per_sample_costs(files: list[Path], every: int) -> dict:
+    """Milliseconds per sample of each stage of the analysis over ``files`` (one pass under cProfile)."""
+    import cProfile
+    import pstats
+
+    from ferkit.analysis.setup import make_analyzer
+    from ferkit.corpus.jobs import RunSpec
+    from ferkit.corpus.worker import worker_models
+
+    spec = RunSpec(every=every)
+    analyzer = make_analyzer(worker_models(spec), spec.options())
+    list(analyzer.iter_source(files[0]))
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    samples = sum(len({r.frame_index for r in analyzer.iter_source(f)}) for f in files)
+    prof.disable()
+    wall = time.perf_counter() - t
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    out = {"samples": samples, "total (profiled)": round(1000 * wall / samples, 2)}
+    for name, (file, *funcs) in _COSTS.items():
+        cum = max(
+            (v[3] for (f, _, fn), v in stats.items() if f.endswith(file) and fn in funcs),
+            default=0.0,
+        )
+        out[name] = round(1000 * cum / samples, 2)
+    return out
+
+
+def segments_vs_whole(root: Path) -> dict:
+    """The 60 s clip as one piece and in 0.1-minute segments, at every 10th, 25th and 100th frame: which rows differ
+    (per-frame fields, smoothed probabilities and label) and how many face tracks each has."""
+    import pandas as pd
+
+    from ferkit.corpus.jobs import RunSpec
+    from ferkit.corpus.run import corpus_run
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "m.csv").write_text("path,title\nedtalk_pose_source2.mp4,pose2\n")
+        for every in (10, 25, 100):
+            parts = []
+            for minutes in (0, 0.1):
+                run = Path(tmp) / f"e{every}_{minutes}"
+                corpus_run(Path(tmp) / "m.csv", run, RunSpec(every=every, segment_minutes=minutes), root=root)
+                parts.append(pd.read_parquet(run / "records" / "pose2.parquet"))
+            whole, seg = parts
+            sp = [c for c in whole.columns if c.startswith("sp_")]
+            per_frame = ["box_x", "box_y", "box_w", "box_h", "detection_score", "emotion"]
+            per_frame += [c for c in whole.columns if c.startswith("p_")]
+            d_sp = (whole[sp] - seg[sp]).abs().max(axis=1)
+            out[f"every{every}"] = {
+                "rows": [len(whole), len(seg)],
+                "per_frame_rows_differing": int((whole[per_frame] != seg[per_frame]).any(axis=1).sum()),
+                "smoothed_prob_rows_differing": int((d_sp > 0).sum()),
+                "smoothed_prob_max_diff": round(float(d_sp.max()), 4),
+                "smoothed_label_rows_differing": int((whole["smoothed_emotion"] != seg["smoothed_emotion"]).sum()),
+                "tracks": [int(whole["face_id"].nunique()), int(seg["face_id"].nunique())],
+            }
     return out
 
 
@@ -138,8 +258,10 @@ def one_run(root: Path, engine: str, workers: int, every: int) -> dict:
     for e in done:
         peaks[e["worker"]] = max(peaks.get(e["worker"], 0.0), e["peak_rss_mb"])
     work = round(sum(e["seconds"] for e in done), 2)
+    setup = round(sum(e.get("setup_s", 0.0) for e in done), 2)  # logged since the worker left its setup out
     return {"engine": engine, "workers": workers, "every": every, "wall_s": round(wall, 2), "videos": len(done),
-            "worker_seconds": work, "peak_rss_mb_per_worker": sorted(peaks.values())}  # fmt: skip
+            "worker_seconds": work, "worker_setup_seconds": setup,
+            "peak_rss_mb_per_worker": sorted(peaks.values())}  # fmt: skip
 
 
 def main() -> None:
@@ -148,7 +270,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "corpus_speed.json")
-    ap.add_argument("--parts", default="decode,analysis,runs,film", help="Comma-separated parts to (re)measure.")
+    ap.add_argument("--parts", default="decode,analysis,runs,film,segments", help="Comma-separated parts to measure.")
     args = ap.parse_args()
     from ferkit.media.video import video_info
 
@@ -177,6 +299,9 @@ def main() -> None:
                 runs.append(r)
                 print(json.dumps(r))
         doc["runs"], doc["commands"]["runs"] = runs, cmd
+    if "segments" in parts:
+        doc["segments_vs_whole"], doc["commands"]["segments_vs_whole"] = segments_vs_whole(args.root), cmd
+        print(json.dumps(doc["segments_vs_whole"], indent=1))
     if "film" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             film = film_copy(args.root, Path(tmp) / "film720.mp4")

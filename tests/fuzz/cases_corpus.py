@@ -47,6 +47,11 @@ _case("run-manifest-yaml-nested", ["corpus", "run", "m.yaml", "--out", "run"],
 _case("run-every-zero", [*RUN[:-4], "--every", "0"], _manifest("path,title\nv.mp4,A\n"), error_match="--every")
 _case("run-every-and-fps", [*RUN, "--fps", "5"], _manifest("path,title\nv.mp4,A\n"), error_match="exclude")
 _case("run-fps-inf", [*RUN[:-4], "--fps", "inf"], _manifest("path,title\nv.mp4,A\n"), error_match="--fps")
+for cid, value in (("negative", "-1"), ("nan", "nan"), ("inf", "inf"), ("text", "ten")):
+    _case(f"run-segment-minutes-{cid}", [*RUN, "--segment-minutes", value], _manifest("path,title\nv.mp4,A\n"),
+          error_match="segment-minutes")  # fmt: skip
+_case("run-segment-minutes-with-fps", [*RUN[:-4], "--fps", "5", "--segment-minutes", "2"],
+      _manifest("path,title\nv.mp4,A\n"), error_match="applies to --every")  # fmt: skip
 _case("run-workers-zero", [*RUN[:-2], "--workers", "0"], _manifest("path,title\nv.mp4,A\n"), error_match="workers")
 _case("run-address-without-ray", [*RUN, "--address", "auto"], _manifest("path,title\nv.mp4,A\n"))
 _case("run-out-is-a-file", RUN, lambda t: (_manifest("path,title\nv.mp4,A\n")(t), (t / "run").write_text("x")))

@@ -27,7 +27,8 @@ def _sampling(every: int | None, fps: str | None) -> tuple[int | None, float | N
 
 
 class _Bar:
-    """One progress bar over the collection's runtime, with ETA and which videos run, are done or failed."""
+    """One progress bar over the collection's runtime, with ETA and which tasks (videos, or segments of long ones)
+    run, are done or failed."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -56,20 +57,20 @@ class _Bar:
             f"; running {', '.join(running)}" if running else ""
         )
 
-    def progress(self, video_id: str, seconds: float) -> None:
-        step = max(0.0, seconds - self.seen.get(video_id, 0.0))
-        self.seen[video_id] = seconds
+    def progress(self, task: str, seconds: float) -> None:
+        step = max(0.0, seconds - self.seen.get(task, 0.0))
+        self.seen[task] = seconds
         self.bar.update(self.task, advance=step, status=self._status())
 
     def result(self, r, attempt: int, final: bool) -> None:
         from ferkit.cli.app import one_line
 
         if r.ok or final:
-            self.seen[r.video_id] = -1.0
+            self.seen[r.task] = -1.0
             self.done, self.failed = self.done + r.ok, self.failed + (not r.ok)
         if not r.ok:
             what = "failed" if final else f"failed (attempt {attempt}, retrying)"
-            console.print(f"[yellow]{escape(r.video_id)}[/] {what}: {escape(one_line(r.error))}", highlight=False)
+            console.print(f"[yellow]{escape(r.task)}[/] {what}: {escape(one_line(r.error))}", highlight=False)
         self.bar.update(self.task, status=self._status())
 
 
@@ -90,6 +91,11 @@ def run_cmd(
     checkpoint_every: float = typer.Option(
         2.0, min=0.0, max=3600.0, help="Seconds of work between resume checkpoints of the video being analysed."
     ),
+    segment_minutes: float | None = typer.Option(
+        None,
+        help="Split a video longer than this into segments analysed as tasks of their own (--every runs; default "
+        "10; 0: never). Face tracks start afresh at each segment.",
+    ),
 ) -> None:
     """Analyse every video of MANIFEST into one Parquet part each; a rerun skips finished videos and resumes a
     killed one."""
@@ -99,7 +105,10 @@ def run_cmd(
     if address is not None and engine != "ray":
         raise InputError("--address applies to --engine ray only")
     n, rate = _sampling(every, fps)
-    spec = RunSpec(tuple(model), not no_calibration, n, rate, detector, checkpoint_every)
+    if segment_minutes and rate is not None:
+        raise InputError("--segment-minutes applies to --every sampling only (an --fps run analyses whole videos)")
+    minutes = RunSpec.segment_minutes if segment_minutes is None else segment_minutes
+    spec = RunSpec(tuple(model), not no_calibration, n, rate, detector, checkpoint_every, minutes)
     bar = _Bar()
     try:
         summary = corpus_run(

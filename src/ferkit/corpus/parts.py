@@ -1,5 +1,6 @@
 """The Parquet parts of a corpus run: one flat file per video under ``<run>/records/`` with a fixed schema (see
-docs/corpus.md), stamped with the key of the settings and content it was made from.
+docs/corpus.md), stamped with the key of the settings and content it was made from; a long video's segments have
+parts of their own in the work folder until :func:`merge_segments` makes the video's part from them.
 
 Columns: the manifest's (``video_id``, ``title``, ``path`` and its extra columns), ``duration_s``, then one row per
 face per sampled frame (or per frame without a face): ``frame_index``, ``timestamp``, ``time_pct`` (0–100 % of the
@@ -61,47 +62,58 @@ def _cell(value: Any, kind: str) -> Any:
     return str(value) if kind == "string" else value
 
 
-def _flat(records: pd.DataFrame, job: VideoJob, classes: list[str], duration: float | None) -> dict[str, list]:
-    n = len(records)
+def _flat(rows: list[dict[str, Any]], job: VideoJob, classes: list[str], duration: float | None) -> dict[str, list]:
+    """The part's columns from the records (as JSON reads them back: ``ferkit analyze`` JSONL lines)."""
+    n = len(rows)
+
+    def records(key: str) -> list[Any]:
+        return [r.get(key) for r in rows]
+
     v = job.video
     cols: dict[str, list] = {"video_id": [v.video_id] * n, "title": [v.title] * n, "path": [v.path] * n}
     for c, kind in job.column_types.items():
         cols[c] = [_cell(v.columns.get(c), kind)] * n
-    ts = [None if t is None or t != t else float(t) for t in records["timestamp"]]
+    ts = [None if t is None or t != t else float(t) for t in records("timestamp")]
     span = duration if duration else max((t for t in ts if t is not None), default=0.0) or None
     cols["duration_s"] = [duration] * n
-    cols["frame_index"] = [int(i) for i in records["frame_index"]]
+    cols["frame_index"] = [int(i) for i in records("frame_index")]
     cols["timestamp"] = ts
     cols["time_pct"] = [None if t is None or not span else min(100.0, 100.0 * t / span) for t in ts]
-    cols["face_id"] = [None if f is None or f != f else int(f) for f in records["face_id"]]
-    boxes = [b if isinstance(b, list) and len(b) == 4 else [None] * 4 for b in records["box"]]
+    cols["face_id"] = [None if f is None or f != f else int(f) for f in records("face_id")]
+    boxes = [b if isinstance(b, list) and len(b) == 4 else [None] * 4 for b in records("box")]
     for i, c in enumerate(("box_x", "box_y", "box_w", "box_h")):
         cols[c] = [b[i] for b in boxes]
     for c in ("detection_score", "alignment", "model", "emotion", "confidence", "sentiment", "smoothed_emotion"):
-        cols[c] = [None if x is None or (isinstance(x, float) and x != x) else x for x in records[c]]
+        cols[c] = [None if x is None or (isinstance(x, float) and x != x) else x for x in records(c)]
     for key, prefix in (("probabilities", "p_"), ("smoothed_probabilities", "sp_")):
-        dicts = [d if isinstance(d, dict) else {} for d in records[key]]
+        dicts = [d if isinstance(d, dict) else {} for d in records(key)]
         for c in classes:
             cols[prefix + c] = [d.get(c) for d in dicts]
     cols["models"] = [
-        None if not isinstance(m, dict) else json.dumps(m, separators=(",", ":")) for m in records["models"]
+        None if not isinstance(m, dict) else json.dumps(m, separators=(",", ":")) for m in records("models")
     ]
     return cols
 
 
-def write_part(job: VideoJob, model_names: list[str], classes: list[str]) -> tuple[int, int]:
-    """The work file of ``job`` as its Parquet part (atomically, stamped with the job's key); returns ``(rows,
-    face rows)``."""
+def write_part(
+    job: VideoJob, model_names: list[str], classes: list[str], rows: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """The records ``rows`` (dicts as JSON reads back ``ferkit analyze`` JSONL lines) as the job's Parquet part,
+    written atomically and stamped with the job's key (and its segment); returns ``(rows, face rows)``."""
     import pyarrow as pa
 
-    from ferkit.analysis.records import read_records
-    from ferkit.media.video import video_info
+    table = pa.table(_flat(rows, job, classes, job.duration), schema=part_schema(classes, job.column_types))
+    meta = _stamp(job, model_names, classes, table)
+    if job.segment is not None:
+        s = job.segment
+        meta["segment"] = {"number": s.number, "count": s.count, "start": s.start, "stop": s.stop}
+    _save(table, meta, job.part)
+    return meta["rows"], meta["faces"]
 
-    records = read_records(job.work, "jsonl")
-    duration = video_info(job.video.file).duration
-    table = pa.table(_flat(records, job, classes, duration), schema=part_schema(classes, job.column_types))
-    faces = table.num_rows - table.column("face_id").null_count
-    meta = {
+
+def _stamp(job: VideoJob, model_names: list[str], classes: list[str], table: pa.Table) -> dict[str, Any]:
+    """The Parquet metadata of a part (see docs/corpus.md)."""
+    return {
         "key": job.key,
         "row": row_stamp(job),
         "content_sha256": job.content_sha256,
@@ -110,10 +122,31 @@ def write_part(job: VideoJob, model_names: list[str], classes: list[str]) -> tup
         "classes": classes,
         "sampling": job.spec.sampling(),
         "rows": table.num_rows,
-        "faces": faces,
+        "faces": table.num_rows - table.column("face_id").null_count,
     }
+
+
+def merge_segments(job: VideoJob, segments: list[VideoJob]) -> tuple[int, int]:
+    """The finished parts of a long video's ``segments`` (in order) as the video's part, stamped with its key;
+    returns ``(rows, face rows)``. Each segment's face tracks start afresh, so its face ids are shifted past those
+    of the segments before it: ids stay unique within the video."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(s.part) for s in segments]
+    first = json.loads(tables[0].schema.metadata[META_KEY])
+    ids: list[int | None] = []
+    offset = 0
+    for t in tables:
+        local = t.column("face_id").to_pylist()
+        ids += [None if f is None else f + offset for f in local]
+        offset += max((f + 1 for f in local if f is not None), default=0)
+    records = pa.concat_tables([t.select(_record_columns(t)).replace_schema_metadata(None) for t in tables])
+    records = records.set_column(records.column_names.index("face_id"), "face_id", pa.array(ids, pa.int64()))
+    table = _with_manifest(records, job, first["classes"])
+    meta = _stamp(job, first["models"], first["classes"], table) | {"segments": len(segments)}
     _save(table, meta, job.part)
-    return table.num_rows, faces
+    return meta["rows"], meta["faces"]
 
 
 def row_stamp(job: VideoJob) -> str:
@@ -124,21 +157,25 @@ def row_stamp(job: VideoJob) -> str:
     return hashlib.sha256(json.dumps([v.title, v.path, v.columns, job.column_types]).encode()).hexdigest()
 
 
+def _with_manifest(table: pa.Table, job: VideoJob, classes: list[str]) -> pa.Table:
+    """``table``'s record columns with the manifest columns of ``job``'s current row."""
+    import pyarrow as pa
+
+    n, v = table.num_rows, job.video
+    manifest = {"video_id": [v.video_id] * n, "title": [v.title] * n, "path": [v.path] * n}
+    manifest |= {c: [_cell(v.columns.get(c), kind)] * n for c, kind in job.column_types.items()}
+    rest = {c: table.column(c) for c in _record_columns(table)}
+    return pa.table({**manifest, **rest}, schema=part_schema(classes, job.column_types))
+
+
 def relabel_part(job: VideoJob) -> None:
     """Rewrite the manifest columns of a finished part whose manifest row changed (no analysis: same key)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(job.part)
     meta = json.loads(table.schema.metadata[META_KEY])
-    n, v = table.num_rows, job.video
-    manifest = {"video_id": [v.video_id] * n, "title": [v.title] * n, "path": [v.path] * n}
-    manifest |= {c: [_cell(v.columns.get(c), kind)] * n for c, kind in job.column_types.items()}
-    rest = {c: table.column(c) for c in table.column_names if c not in manifest and c in _record_columns(table)}
-    schema = part_schema(meta["classes"], job.column_types)
-    table = pa.table({**manifest, **rest}, schema=schema)
     meta["row"] = row_stamp(job)
-    _save(table, meta, job.part)
+    _save(_with_manifest(table, job, meta["classes"]), meta, job.part)
 
 
 def _save(table: pa.Table, meta: dict[str, Any], path: Path) -> None:

@@ -2,16 +2,17 @@
 
 A run folder holds ``corpus.json`` (the settings every part was made with: another run with other settings into
 the same folder is refused, never mixed), ``records/<video_id>.parquet`` (the parts), ``run_log.jsonl`` (one line
-per event) and ``.work/`` (work files of unfinished videos and a cache of content hashes). A part is finished when
-it is stamped with the key of this run's settings and its video's content (SHA-256), so a rerun over a finished
-collection only hashes what changed and returns; a killed video continues from its work file's last checkpoint.
+per event) and ``.work/`` (work files of unfinished videos and segments, segments' parts, packet indexes and a cache
+of content hashes). A part is finished when it is stamped with the key of this run's settings and its video's
+content (SHA-256; see :mod:`ferkit.corpus.planning`), so a rerun over a finished collection only hashes what
+changed and returns; a killed video or segment continues from its work file's last checkpoint, and a long video's
+part is made from its segments' parts as soon as the last one is finished.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,21 +22,22 @@ from typing import Any
 
 from ferkit.corpus.engines import Callbacks, run_local, run_ray
 from ferkit.corpus.jobs import RunSpec, VideoJob, VideoResult
-from ferkit.corpus.manifest import Manifest, load_manifest
-from ferkit.corpus.parts import RECORDS, arrow_type, part_meta, relabel_part, row_stamp
+from ferkit.corpus.manifest import load_manifest
+from ferkit.corpus.parts import RECORDS, merge_segments
+from ferkit.corpus.planning import WORK, VideoPlan, plan
 from ferkit.errors import InputError
-from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, read_json_file, source_identity
+from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, read_json_file
 
-SETTINGS_FILE, LOG_FILE, WORK = "corpus.json", "run_log.jsonl", ".work"
+SETTINGS_FILE, LOG_FILE = "corpus.json", "run_log.jsonl"
 VERSION = 1
 
 
 @dataclass
 class RunEvents:
-    """Callbacks of a run: the jobs planned (with their total seconds of video), in-video progress, results."""
+    """Callbacks of a run: the tasks planned (with their total seconds of video), in-task progress, results."""
 
     planned: Callable[[list[VideoJob], float], None] = lambda jobs, seconds: None
-    progress: Callable[[str, float], None] = lambda video_id, seconds: None
+    progress: Callable[[str, float], None] = lambda task, seconds: None
     result: Callable[[VideoResult, int, bool], None] = lambda result, attempt, final: None
 
 
@@ -68,40 +70,6 @@ class RunLog:
             fh.write(json.dumps({"time": _now(), "event": event, **fields}) + "\n")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class HashCache:
-    """Content hashes of the videos by resolved path, size and mtime (``.work/hashes.json``): a rerun hashes only
-    the files that changed."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        doc = read_json_file(path, "hash cache", 64 << 20) if path.is_file() else {}
-        self.entries: dict[str, Any] = doc if isinstance(doc, dict) else {}
-        self.changed = False
-
-    def sha256(self, file: Path) -> str:
-        ident = source_identity(file)
-        stamp = [ident["size"], ident["mtime_ns"]]
-        hit = self.entries.get(str(ident["path"]))
-        if isinstance(hit, list) and len(hit) == 2 and hit[0] == stamp and isinstance(hit[1], str):
-            return hit[1]
-        digest = _sha256(file)
-        self.entries[str(ident["path"])] = [stamp, digest]
-        self.changed = True
-        return digest
-
-    def save(self) -> None:
-        if self.changed:
-            atomic_write_text(self.path, json.dumps(self.entries))
-
-
 def run_settings_of(spec: RunSpec) -> tuple[dict[str, Any], list[str]]:
     """Everything the records depend on (models' weights and calibration, sampling, detector, tracking,
     smoothing: :func:`ferkit.analysis.checkpoint.run_settings`) and the class list; loads the models once here,
@@ -131,41 +99,6 @@ def _check_settings(out: Path, doc: dict[str, Any]) -> None:
             )
 
 
-def plan(manifest: Manifest, out: Path, spec: RunSpec, settings: dict[str, Any], log: RunLog, summary: RunSummary):
-    """The jobs still to do; finished videos go to ``summary.skipped``, missing files to ``summary.failed``."""
-    column_types = {c: arrow_type([v.columns.get(c) for v in manifest.videos]) for c in manifest.columns}
-    hashes = HashCache(out / WORK / "hashes.json")
-    settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    jobs = []
-    for v in manifest.videos:
-        if not v.file.is_file():
-            summary.failed.append((v.video_id, f"{v.path}: no such video file"))
-            log.write("failed", video_id=v.video_id, error=summary.failed[-1][1], attempt=0)
-            continue
-        try:
-            digest = hashes.sha256(v.file)
-        except OSError as e:
-            summary.failed.append((v.video_id, f"{v.path}: cannot read ({e.strerror or e})"))
-            log.write("failed", video_id=v.video_id, error=summary.failed[-1][1], attempt=0)
-            continue
-        key = hashlib.sha256(f"{settings_hash}:{digest}".encode()).hexdigest()
-        part = out / RECORDS / f"{v.video_id}.parquet"
-        job = VideoJob(v, key, digest, out / WORK / f"{v.video_id}-{key[:16]}.jsonl", part, spec, column_types)
-        meta = part_meta(part)
-        if meta is not None and meta.get("key") == key:
-            if meta.get("row") != row_stamp(job):
-                relabel_part(job)
-            summary.skipped.append(v.video_id)
-            continue
-        mine = re.compile(rf"{re.escape(v.video_id)}-[0-9a-f]{{16}}\.jsonl.*")
-        for stale in (out / WORK).glob(f"{v.video_id}-*.jsonl*"):  # work of this video's other content
-            if mine.fullmatch(stale.name) and not stale.name.startswith(job.work.name):
-                stale.unlink()
-        jobs.append(job)
-    hashes.save()
-    return jobs
-
-
 def corpus_run(
     manifest_path: Path,
     out: Path,
@@ -191,7 +124,8 @@ def corpus_run(
         import_ray()  # a one-line error before any work when Ray is missing
     manifest = load_manifest(manifest_path, root)
     check_out_dir(out, "--out", inputs=[v.file for v in manifest.videos])
-    spec.options()  # bad sampling or detector values fail here
+    spec.options()  # bad sampling, detector or segment values fail here
+    spec.segmenting()
     settings, classes = run_settings_of(spec)
     start = time.monotonic()
     summary = RunSummary(out)
@@ -205,25 +139,14 @@ def corpus_run(
             atomic_write_text(out / SETTINGS_FILE, json.dumps(doc, indent=1))
         log = RunLog(out / LOG_FILE)
         log.write("start", manifest=str(manifest_path), videos=len(manifest.videos), engine=engine, workers=workers)
-        jobs = plan(manifest, out, spec, settings, log, summary)
-        lengths = _durations(jobs, summary, log)
-        jobs = [j for j in jobs if j.video.video_id in lengths]
-        events.planned(jobs, sum(lengths.values()))
-
-        def result(r: VideoResult, attempt: int, final: bool) -> None:
-            fields = {k: v for k, v in r.__dict__.items() if k not in ("video_id", "ok")}
-            log.write(
-                "done" if r.ok else ("failed" if final else "retry"), video_id=r.video_id, attempt=attempt, **fields
-            )
-            if r.ok:
-                summary.done.append(r.video_id)
-                summary.rows, summary.faces = summary.rows + r.rows, summary.faces + r.faces
-                summary.video_seconds += lengths[r.video_id]
-            elif final:
-                summary.failed.append((r.video_id, r.error or "failed"))
-            events.result(r, attempt, final)
-
-        cb = Callbacks(events.progress, result)
+        plans = plan(manifest, out, spec, settings, log, summary)
+        jobs = [j for p in plans for j in p.todo]
+        events.planned(jobs, sum(j.seconds for j in jobs))
+        results = _Results(plans, summary, log, events)
+        for p in plans:
+            if p.segments and not p.todo:  # every segment finished by an earlier run, which stopped before merging
+                results.merge(p)
+        cb = Callbacks(events.progress, results)
         if jobs and engine == "ray":
             run_ray(jobs, workers, retries, cb, address)
         elif jobs:
@@ -239,16 +162,48 @@ def corpus_run(
     return summary
 
 
-def _durations(jobs: list[VideoJob], summary: RunSummary, log: RunLog) -> dict[str, float]:
-    """Runtime in seconds of each job's video (from its header); a file that does not open as a video fails here
-    with its one-line reason."""
-    from ferkit.media.video import video_info
+class _Results:
+    """Takes each task's results: logs them, counts finished videos and makes a long video's part from its
+    segments' parts once the last one is finished."""
 
-    out = {}
-    for j in jobs:
+    def __init__(self, plans: list[VideoPlan], summary: RunSummary, log: RunLog, events: RunEvents) -> None:
+        self.plans = {p.job.video.video_id: p for p in plans}
+        self.left = {p.job.video.video_id: len(p.todo) for p in plans}
+        self.summary, self.log, self.events = summary, log, events
+
+    def __call__(self, r: VideoResult, attempt: int, final: bool) -> None:
+        fields = {k: v for k, v in r.__dict__.items() if k not in ("video_id", "ok") and (k != "segment" or v)}
+        event = "done" if r.ok else ("failed" if final else "retry")
+        self.log.write(event, video_id=r.video_id, attempt=attempt, **fields)
+        p = self.plans[r.video_id]
+        if r.ok and not p.segments:
+            self._finished(p, r.rows, r.faces)
+        elif r.ok:
+            self.left[r.video_id] -= 1
+            if self.left[r.video_id] == 0:
+                self.merge(p)
+        elif final and all(v != r.video_id for v, _ in self.summary.failed):  # a video fails once
+            self.summary.failed.append((r.video_id, f"segment {r.segment}: {r.error}" if r.segment else r.error or ""))
+        self.events.result(r, attempt, final)
+
+    def merge(self, p: VideoPlan) -> None:
+        """The video's part from its segments' parts; they and the packet index are removed after."""
+        vid = p.job.video.video_id
+        if any(v == vid for v, _ in self.summary.failed):
+            return
         try:
-            out[j.video.video_id] = video_info(j.video.file).duration or 0.0
-        except InputError as e:
-            summary.failed.append((j.video.video_id, str(e)))
-            log.write("failed", video_id=j.video.video_id, error=str(e), attempt=0)
-    return out
+            rows, faces = merge_segments(p.job, p.segments)
+        except Exception as e:  # a segment's part damaged meanwhile: the next run makes it again
+            self.summary.failed.append((vid, f"merging its segments failed ({type(e).__name__}: {e})"))
+            self.log.write("failed", video_id=vid, error=self.summary.failed[-1][1], attempt=0)
+            return
+        self.log.write("merged", video_id=vid, segments=len(p.segments), rows=rows, faces=faces)
+        for f in [s.part for s in p.segments] + [p.segments[0].segment.index_file]:  # type: ignore[union-attr]
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        self._finished(p, rows, faces)
+
+    def _finished(self, p: VideoPlan, rows: int, faces: int) -> None:
+        s = self.summary
+        s.done.append(p.job.video.video_id)
+        s.rows, s.faces, s.video_seconds = s.rows + rows, s.faces + faces, s.video_seconds + (p.job.duration or 0.0)

@@ -7,8 +7,10 @@ memory stays flat in video length; a gray plane is made for every frame and RGB 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,39 +188,96 @@ SKIP_MODES = ("all", "nonref", "seek")
 SEEK_GAP = 48
 
 
-def _packet_index(path: Path) -> tuple[list[int], list[int]]:
-    """Presentation timestamps of the first video stream's packets in display order, and those of its keyframes
-    (demuxing only: no decoding, a small fraction of decode time)."""
+@dataclass(frozen=True)
+class PacketIndex:
+    """Presentation timestamps of the first video stream's packets in display order (``pts[i]`` is frame ``i``),
+    and those of its keyframes."""
+
+    pts: list[int]
+    keys: list[int]
+
+
+def packet_index(path: Path) -> PacketIndex:
+    """The :class:`PacketIndex` of ``path`` (demuxing only, no decoding: a small fraction of decode time);
+    ``InputError`` when its packets cannot be read or it has no frame."""
+    import av
+
     pts, keys = [], []
-    with _open(path) as container:
-        for pkt in container.demux(container.streams.video[0]):
-            if pkt.pts is None or pkt.size == 0 or pkt.is_discard:  # edit-list cuts: never shown
-                continue
-            pts.append(pkt.pts)
-            if pkt.is_keyframe:
-                keys.append(pkt.pts)
-    return sorted(pts), sorted(keys)
+    try:
+        with _open(path) as container:
+            for pkt in container.demux(container.streams.video[0]):
+                if pkt.pts is None or pkt.size == 0 or pkt.is_discard:  # edit-list cuts: never shown
+                    continue
+                pts.append(pkt.pts)
+                if pkt.is_keyframe:
+                    keys.append(pkt.pts)
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path}: corrupt video, its packets cannot be read ({e})") from e
+    if not pts:
+        raise InputError(f"{path}: video has no decodable frames")
+    return PacketIndex(sorted(pts), sorted(keys))
 
 
-def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] | None = None) -> Iterator[Frame]:
+@dataclass(frozen=True)
+class FrameWindow:
+    """Display-order frames ``[start, stop)`` of a video (``stop`` None: to its end), with its packet index when
+    already known (the segments of a long film share one)."""
+
+    start: int = 0
+    stop: int | None = None
+    index: PacketIndex | None = None
+
+
+_WINDOW: ContextVar[FrameWindow | None] = ContextVar("ferkit_frame_window", default=None)
+
+
+@contextlib.contextmanager
+def frame_window(window: FrameWindow | None) -> Iterator[None]:
+    """Inside the block, :func:`iter_every` called without a ``window`` of its own reads only ``window``: how a
+    corpus run sends one segment of a long film through the analysis pipeline, which calls ``iter_every`` itself."""
+    token = _WINDOW.set(window)
+    try:
+        yield
+    finally:
+        _WINDOW.reset(token)
+
+
+def iter_every(
+    path: Path,
+    every: int,
+    skip: str = "seek",
+    problems: list[str] | None = None,
+    window: FrameWindow | None = None,
+) -> Iterator[Frame]:
     """Yield every ``every``-th frame of ``path`` in display order (indices 0, N, 2N, … exactly, also for
     variable frame rates), decoding as little of the rest as ``skip`` allows (:data:`SKIP_MODES`).
 
     The frame indices come from a demux-only pass over the packets' timestamps, so every mode yields the same
     frames with the same pixels; ``InputError`` when no frame can be decoded, a stream that breaks part-way ends
-    the iteration with a message in ``problems``.
+    the iteration with a message in ``problems``. ``window`` (else the one of an enclosing :func:`frame_window`)
+    keeps the samples of those frames only — the same frames, indices and timestamps as in a whole-video pass —
+    and starts with a seek to the keyframe before its first sample (``seek`` mode); a window past the end of the
+    video yields nothing.
     """
-    import av
-
     check_every(every)
     if skip not in SKIP_MODES:
         raise InputError(f"unknown skip mode {skip!r}; choose one of {', '.join(SKIP_MODES)}")
-    try:
-        order, keys = _packet_index(path)
-    except av.error.FFmpegError as e:
-        raise InputError(f"{path}: corrupt video, its packets cannot be read ({e})") from e
-    if not order:
-        raise InputError(f"{path}: video has no decodable frames")
+    window = window or _WINDOW.get() or FrameWindow()
+    index = window.index or packet_index(path)
+    first = -(-window.start // every) * every  # the first multiple of every in the window
+    return _iter_targets(path, index, index.pts[first : window.stop : every], skip, problems, lenient=first > 0)
+
+
+def _iter_targets(
+    path: Path, index: PacketIndex, targets: list[int], skip: str, problems: list[str] | None, lenient: bool
+) -> Iterator[Frame]:
+    """The frames whose timestamps are ``targets`` (sorted), as :func:`iter_every` describes. ``lenient``: a
+    window after the start, where a stream broken before its first sample ends it without an error."""
+    import av
+
+    if not targets:
+        return
+    order, keys = index.pts, index.keys
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -226,10 +285,10 @@ def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] |
         tb = float(stream.time_base) if stream.time_base else 0.0
         start = stream.start_time if stream.start_time is not None else order[0]
         index_of = {p: i for i, p in enumerate(order)}
-        targets = order[::every]
         wanted = set(targets)
         ctx = stream.codec_context
         produced, k = 0, 0  # k: the next target not yet yielded
+        last_pts = last_sent = -(1 << 62)
 
         def seek_to(target: int) -> bool:
             """Jump to the keyframe at or before ``target`` when it lies more than :data:`SEEK_GAP` frames beyond
@@ -242,7 +301,7 @@ def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] |
             container.seek(keys[i], stream=stream, backward=True, any_frame=False)
             return True
 
-        last_pts = last_sent = -(1 << 62)
+        seek_to(targets[0])  # a window's first sample: straight to its keyframe
         restart = True
         while k < len(targets):
             if restart:
@@ -258,7 +317,7 @@ def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] |
             except StopIteration:
                 break
             except av.error.FFmpegError as e:
-                _stream_broke(path, e, produced, index_of.get(last_pts, -1), problems)
+                _stream_broke(path, e, produced + lenient, index_of.get(last_pts, -1), problems)
                 break
             for frame in frames:
                 if frame.pts is None:
@@ -275,7 +334,7 @@ def iter_every(path: Path, every: int, skip: str = "seek", problems: list[str] |
                 break
             if k < len(targets) and seek_to(targets[k]):
                 restart = True
-        if produced == 0:
+        if produced == 0 and not lenient:
             raise InputError(f"{path}: video has no decodable frames")
     finally:
         container.close()
