@@ -81,7 +81,7 @@ def run_cmd(
     every: int | None = typer.Option(None, help="Analyse every N-th frame (default 100; sparse decoding)."),
     fps: str | None = typer.Option(None, help="Or sample at this many frames per second."),
     model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
-    detector: str = typer.Option("blazeface", help="blazeface, blazeface_full, mesh or haar."),
+    detector: str = typer.Option("yunet", help="yunet, yunet_small, blazeface, blazeface_full, mesh or haar."),
     no_calibration: bool = typer.Option(False, "--no-calibration", help="Use raw model scores."),
     engine: str = typer.Option("local", help="local (a process pool) or ray."),
     workers: int = typer.Option(max(1, (os.cpu_count() or 2) // 2), help="Worker processes (Ray: local CPUs)."),

@@ -20,7 +20,7 @@ class RunSpec:
     calibration: bool = True
     every: int | None = 100
     fps: float | None = None
-    detector: str = "blazeface"
+    detector: str = "yunet"
     checkpoint_seconds: float = 2.0
     segment_minutes: float = 10.0  # --every runs: a longer video is analysed in segments of this length (0: never)
 

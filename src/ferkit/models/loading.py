@@ -23,7 +23,7 @@ MODEL_FOLDERS: dict[str, Path] = {
     "ferkit-wild": BUNDLED_DIR / "ferkit-wild",  # v1 fine-tuned on FER2013 + SFEW + CK+ (docs/training.md)
     "ferkit-gate": BUNDLED_DIR / "ferkit-gate",
     "ferkit-au": BUNDLED_DIR / "ferkit-au",  # emotion from action units (docs/aus.md)
-    "ferkit-extended": BUNDLED_DIR / "ferkit-extended",  # extended12: + speech_action, hard_case (docs/speech_action.md)
+    "ferkit-extended": BUNDLED_DIR / "ferkit-extended",  # extended12 incl. speech_action (docs/speech_action.md)
 }
 MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(threads)
 
