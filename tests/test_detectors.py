@@ -1,5 +1,5 @@
 """YuNet, the default detector: film faces BlazeFace misses, its hash check, input sizes; the tracker on a composed
-crowd of talking heads (crossing, occluding) and its state round trip."""
+crowd of talking heads (crossing, occluding) and its state round trip; each detector's own alignment template."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, padded_photo
 
+from ferkit.analysis.pipeline import AnalyzeOptions
 from ferkit.errors import ModelError
-from ferkit.faces.detectors import DETECTORS, KEYPOINT_NAMES, create_detector
+from ferkit.evaluation.scoring import predict_dataset
+from ferkit.faces.align import align_face
+from ferkit.faces.detectors import DETECTORS, KEYPOINT_NAMES, create_detector, detector_template
 from ferkit.faces.tracking import FaceTracker
 from ferkit.faces.yunet import YUNET_FILE, YuNet, input_side
+from ferkit.media.images import read_image
 from ferkit.media.video import iter_video
+from ferkit.training.sources import Sample, load_pixels
 
 SFEW = DATA / "sfew" / "train"
 #: SFEW train images where BlazeFace (tiled, as for any photo) finds no face (benchmarks/detectors.py sfew)
@@ -158,3 +163,29 @@ def test_tracker_state_round_trips_with_lost_faces(crowd: tuple[Path, list[list[
         ta, tb = a.update(f), b.update(f)
         assert [(t.face_id, t.face.box) for t in ta] == [(t.face_id, t.face.box) for t in tb]
     assert a.state() == b.state()
+
+
+def test_each_detector_has_its_own_template() -> None:
+    assert detector_template("yunet") == "fer" and detector_template("yunet_small") == "fer"
+    assert detector_template("blazeface") == "fer_blazeface" and detector_template("blazeface_full") == "fer_blazeface"
+    assert detector_template("mesh") == "fer_blazeface"
+    assert {detector_template(n) for n in DETECTORS} <= {"fer", "fer_blazeface"}
+    assert AnalyzeOptions().template == "fer"
+    assert AnalyzeOptions(detector="blazeface").template == "fer_blazeface"
+    assert AnalyzeOptions(detector="blazeface", template="tight").template == "tight"
+
+
+def test_blazeface_photos_are_aligned_on_its_template(tmp_path: Path, blazeface, model) -> None:
+    photo = tmp_path / "photo.png"
+    rgb = padded_photo(sorted((DATA / "fer2013" / "test" / "happy").iterdir())[3])
+    cv2.imwrite(str(photo), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    got = load_pixels(Sample("d:1", "happy", "d", path=photo), 64, "gray", align="detect", detector=blazeface)
+    face = blazeface.detect_still(read_image(photo))[0]
+    gray = cv2.cvtColor(read_image(photo), cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(got, align_face(gray, face, 64, "fer_blazeface")[0])
+    assert not np.array_equal(got, align_face(gray, face, 64, "fer")[0])
+    files = [f"happy/{p.name}" for p in sorted((SFEW / "happy").iterdir())[:3]]
+    own = predict_dataset(model, SFEW, crops=False, detector="blazeface", files=files)
+    named = predict_dataset(model, SFEW, crops=False, detector="blazeface", template="fer_blazeface", files=files)
+    yunets = predict_dataset(model, SFEW, crops=False, detector="blazeface", template="fer", files=files)
+    assert np.array_equal(own.raw_logits, named.raw_logits) and not np.allclose(own.raw_logits, yunets.raw_logits)

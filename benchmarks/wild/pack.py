@@ -1,7 +1,7 @@
 """Pack the in-the-wild training data into one compressed file for a GPU machine (which cannot see ../shared).
 
 FER2013 train (byte duplicates of test images and repeats inside train dropped) and test at 48×48 gray as stored;
-SFEW train detected and aligned like ``ferkit evaluate`` without ``--crops`` (BlazeFace + the FER template) at 48
+SFEW train detected and aligned like ``ferkit evaluate`` without ``--crops`` (BlazeFace + its template) at 48
 and 64 px RGB, grouped by film; CK+ crops (48 px gray; 64 px by cubic upscaling, as ``--crops`` does) grouped by
 subject; unlabelled faces of ``clips/`` sampled at ``--fps`` and aligned the same way, for pseudo-labels.
 ``video_labelled/`` is evaluation only and is not packed.
@@ -64,7 +64,7 @@ def _aligned(det, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     faces = detect_tiled(det, rgb)
     if not faces:
         return None
-    return align_face(rgb, faces[0], 64)[0], align_face(rgb, faces[0], 48)[0]
+    return align_face(rgb, faces[0], 64, det.template)[0], align_face(rgb, faces[0], 48, det.template)[0]
 
 
 def sfew(root: Path, det) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 from ferkit.analysis.au_tracks import Held
 from ferkit.errors import InputError
 from ferkit.faces.aus import AuFit
-from ferkit.faces.detectors import Face, check_detector
+from ferkit.faces.detectors import Face, check_detector, detector_template
 from ferkit.media.video import check_every, check_fps
 from ferkit.models.ensemble import CropKind
 
@@ -25,7 +25,7 @@ class AnalyzeOptions:
     crops: bool = False  # each image already is a face crop: no detection, just resize
     detector: str = "yunet"
     detect_interval: float = 0.3  # seconds of video between full detections (optical flow in between)
-    template: str = "fer"
+    template: str | None = None  # alignment template; None: the detector's own (faces.detectors.detector_template)
     batch_frames: int = 16  # small batches: the model workers start sooner and the unoverlapped last batch is short
     model_workers: int = 2  # batches scored at once in worker threads (one-thread onnxruntime each): one per core
     tau: float = 0.5
@@ -44,6 +44,7 @@ class AnalyzeOptions:
         check_fps(self.au_fps, option="--au-fps")
         check_every(self.every)
         check_detector(self.detector)
+        self.template = self.template or detector_template(self.detector)
         for name, value, lo, hi in (
             ("--detect-interval", self.detect_interval, 0, 3600),
             ("--checkpoint-every", self.checkpoint_seconds, 0, 3600),

@@ -282,7 +282,7 @@ class Miner:
             return None
         rgb = frame.rgb()
         face = _refit(self.detector, rgb, rec.box)  # type: ignore[arg-type]
-        crop, _ = align_face(rgb, face, CROP_SIZE)
+        crop, _ = align_face(rgb, face, CROP_SIZE, self.detector.template)
         sharp, yaw = sharpness(crop), yaw_of(face)
         problem = quality_problem(rec.box[2], sharp, yaw, self.rules)  # type: ignore[index]
         if problem:

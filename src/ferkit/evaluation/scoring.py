@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from ferkit._version import __version__
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face, resize_crop, to_channels
-from ferkit.faces.detectors import create_detector
+from ferkit.faces.detectors import create_detector, detector_template
 from ferkit.labels.folders import list_folder_dataset
 from ferkit.media.images import read_image
 from ferkit.models.base import EmotionModel, softmax
@@ -54,13 +54,14 @@ def predict_dataset(
     root: Path,
     crops: bool,
     detector: str = "yunet",
-    template: str = "fer",
+    template: str | None = None,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
     files: Collection[str] | None = None,
 ) -> Predictions:
     """Run ``model`` over every image of a folder dataset whose class the model knows.
 
+    ``template``: the alignment template for photos (None: the detector's own, :func:`detector_template`).
     ``files`` restricts the pass to these ``<folder>/<file name>`` entries (e.g. a model card's validation list).
     Unreadable or refused images are left out and listed; ``InputError`` when no image is left to score.
     """
@@ -76,6 +77,7 @@ def predict_dataset(
     if not items:
         raise InputError(f"{root}: none of its class folders match the model's classes ({', '.join(model.classes)})")
     det = None if crops else create_detector(detector)
+    template = template or detector_template(detector)
     size, ch = model.input_size, model.channels
     paths, y_true, rows, unreadable = [], [], [], []
     logits = np.full((len(items), len(model.classes)), np.nan, np.float32)

@@ -37,7 +37,8 @@ def resize_crop(image: np.ndarray, size: int, channels: str = "gray") -> np.ndar
 FER_TEMPLATE = np.array([[0.319, 0.384], [0.681, 0.384], [0.500, 0.589], [0.500, 0.741]])
 
 #: The same derivation from BlazeFace keypoints (its mouth point sits lower than YuNet's corner midpoint): the
-#: template before YuNet became the default detector, kept for ``benchmarks/alignment_choice.py``.
+#: template before YuNet became the default detector, and the one BlazeFace and the mesh align onto
+#: (``Detector.template``; docs/detectors.md).
 FER_BLAZEFACE_TEMPLATE = np.array([[0.311, 0.389], [0.689, 0.389], [0.500, 0.597], [0.500, 0.773]])
 
 #: A tighter, ArcFace-like framing (eyes further apart in the output), kept for the alignment comparison benchmark.

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ferkit.errors import ModelError
+from ferkit.faces import still_rescue
 from ferkit.faces.detectors import Detector, Face, detect_tiled, register_detector, suppress
 
 YUNET_FILE = Path(__file__).parents[1] / "assets" / "detectors" / "face_detection_yunet_n_dynamic.onnx"
@@ -25,6 +26,8 @@ YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12
 MIN_SCORE = 0.6
 #: A photo in which no face reaches ``min_score`` keeps its best face above this (:meth:`YuNet.detect_still`).
 STILL_FLOOR = 0.3
+#: The passes that must agree on a face in a photo where nothing else was found (``faces/still_rescue.py``).
+RESCUE_VOTERS = ("upscaled", "clahe", "mirrored", "blazeface")
 #: Long side of the network input: frames are shrunk to at most ``clip(long / 2, 640, 960)``; ``small_faces`` lets
 #: frames up to 1920 px through at their own size.
 MIN_SIDE, MAX_SIDE, SMALL_FACES_SIDE = 640, 960, 1920
@@ -44,7 +47,8 @@ class YuNet(Detector):
 
     ``min_face`` drops faces whose box is narrower than that many frame pixels; ``small_faces`` runs large frames at
     up to 1920 px instead of 960 (about 4× the cost on 1080p; faces down to ~12 px). ``max_side`` fixes the input's
-    long side instead of :func:`input_side`. ``threads``: onnxruntime intra-op threads (0: all cores); one by
+    long side instead of :func:`input_side`. ``rescue``: extra passes for photos with no face (:meth:`detect_still`).
+    ``threads``: onnxruntime intra-op threads (0: all cores); one by
     default, as the models' workers use the other cores and idle pool threads spin on a shared machine
     (``benchmarks/detectors.py backend``: on a busy 2-core machine one thread was 2–3× faster than two; on a quiet
     one two were 1.6× faster).
@@ -60,6 +64,7 @@ class YuNet(Detector):
         max_side: int | None = None,
         nms: float = 0.3,
         threads: int = 1,
+        rescue: bool = True,
         model: str | os.PathLike[str] = YUNET_FILE,
         sha256: str = YUNET_SHA256,
     ) -> None:
@@ -70,6 +75,8 @@ class YuNet(Detector):
         self.min_score, self.small_faces, self.min_face, self.max_side, self.nms = (
             min_score, small_faces, min_face, max_side, nms
         )  # fmt: skip
+        self.rescue, self.rescue_voters = rescue, RESCUE_VOTERS
+        self.rescue_blazeface: Detector | None = None  # made by the rescue's BlazeFace vote on first use
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.log_severity_level = threads, 3
         try:
@@ -81,24 +88,28 @@ class YuNet(Detector):
     def detect_still(self, rgb: np.ndarray) -> list[Face]:
         """Photos: the tiled pass plus one on the image inside a black border a quarter of its long side wide (YuNet
         misses many faces that fill the whole picture, e.g. face crops). A photo with no face above ``min_score``
-        keeps its best face above ``STILL_FLOOR`` (``benchmarks/alignment_choice.py``, ``detectors.py sfew``)."""
-        h, w = rgb.shape[:2]
-        s = min(1.0, SMALL_FACES_SIDE / max(h, w))  # shrink before framing: a huge photo is not copied bigger
-        small = (
-            rgb
-            if s == 1.0
-            else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        )
-        pad = max(small.shape[:2]) // 4
-        framed = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
-        back = np.array([[1 / s, 0.0, -pad / s], [0.0, 1 / s, -pad / s]])
+        keeps its best face above ``STILL_FLOOR`` (``benchmarks/alignment_choice.py``, ``detectors.py sfew``); one
+        with none at all gets the passes of :func:`~ferkit.faces.still_rescue.rescue` (brightened, then two
+        enhanced passes that agree; ``rescue_voters``, empty to skip the agreement step, ``rescue=False`` to skip
+        both)."""
+        s = min(1.0, SMALL_FACES_SIDE / max(rgb.shape[:2]))  # shrink before framing: a huge photo is not copied bigger
+        floor = min(self.min_score, STILL_FLOOR)
+        faces = still_rescue.framed(self, rgb, floor, scale=s)
         strict = self.min_score
-        self.min_score = min(strict, STILL_FLOOR)
+        self.min_score = floor
         try:
-            faces = suppress([f.transformed(back) for f in self.detect(framed)] + detect_tiled(self, rgb))
+            faces = suppress(faces + detect_tiled(self, rgb))
         finally:
             self.min_score = strict
+        if not faces and self.rescue:
+            return still_rescue.rescue(self, rgb, floor, self.rescue_voters)
         return [f for f in faces if f.score >= strict] or faces[:1]
+
+    def close(self) -> None:
+        bf = getattr(self, "rescue_blazeface", None)
+        if bf is not None:
+            bf.close()
+            self.rescue_blazeface = None
 
     def _grid(self, ph: int, pw: int) -> list[np.ndarray]:
         """Per stride, the (N, 2) cell origins (col, row) in the network's output order, cached per input size."""

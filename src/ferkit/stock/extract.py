@@ -133,7 +133,7 @@ class Extractor:
             elif _box_side(f) < self.opts.min_face:
                 why = "too_small"
             else:
-                crop, how = align_face(rgb, f, self.opts.size)
+                crop, how = align_face(rgb, f, self.opts.size, self.detector.template)
                 sharp = sharpness(crop)
                 if sharp < self.opts.min_sharpness:
                     why = "blurry"

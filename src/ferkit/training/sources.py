@@ -318,13 +318,13 @@ def _default_detector():
 
 
 def load_pixels(
-    sample: Sample, size: int, channels: str, align: str = "crop", detector=None, template: str = "fer"
+    sample: Sample, size: int, channels: str, align: str = "crop", detector=None, template: str | None = None
 ) -> np.ndarray | None:
     """The model input for one sample: ``(size, size)`` gray or ``(size, size, 3)`` RGB uint8, or None.
 
     ``align="crop"``: the whole image resized (``ferkit analyze --crops``). ``align="detect"``: the best-scoring face
-    of :meth:`~ferkit.faces.detectors.Detector.detect_still` aligned onto ``template``, as ``predict_dataset`` does;
-    None without a face.
+    of :meth:`~ferkit.faces.detectors.Detector.detect_still` aligned onto ``template`` (None: the detector's own), as
+    ``predict_dataset`` does; None without a face.
     Unreadable or corrupt files give None.
     """
     from ferkit.faces.align import align_face, resize_crop, to_channels
@@ -344,14 +344,15 @@ def load_pixels(
     if align == "crop":
         return resize_crop(rgb, size, channels)
     rgb = to_channels(rgb, "rgb")
-    faces = (detector or _default_detector()).detect_still(rgb)
+    detector = detector or _default_detector()
+    faces = detector.detect_still(rgb)
     if not faces:
         return None
-    return align_face(to_channels(rgb, channels), faces[0], size, template)[0]
+    return align_face(to_channels(rgb, channels), faces[0], size, template or detector.template)[0]
 
 
 def load_many(
-    samples: Sequence[Sample], size: int, channels: str, align: str = "crop", detector=None, template: str = "fer"
+    samples: Sequence[Sample], size: int, channels: str, align: str = "crop", detector=None, template: str | None = None
 ) -> tuple[np.ndarray, list[int], list[str]]:
     """Stacked pixels of the readable samples, their indices into ``samples``, and the keys of the others."""
     if align == "detect" and detector is None:
