@@ -26,7 +26,7 @@ import numpy as np
 
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face
-from ferkit.faces.detectors import Face, check_detector, create_detector, detect_tiled
+from ferkit.faces.detectors import Face, check_detector, create_detector
 from ferkit.media.files import OutputLock, atomic_write_bytes, atomic_write_text, check_out_dir, read_json_file
 from ferkit.media.images import IMAGE_SUFFIXES, read_image
 from ferkit.stock.manifest import MANIFEST, load_manifest
@@ -120,7 +120,7 @@ class Extractor:
         except InputError as e:
             rec["dropped"].append({"reason": "unreadable", "detail": str(e).split(": ", 1)[-1]})
             return rec
-        faces = detect_tiled(self.detector, rgb)
+        faces = self.detector.detect_still(rgb)  # as analyze finds faces in photos
         rec["detected"] = len(faces)
         if not faces:
             rec["dropped"].append({"reason": "no_face"})
