@@ -86,6 +86,22 @@ def test_min_face_drops_small_faces(yunet: YuNet) -> None:
     assert not YuNet(min_face=width + 1).detect(rgb)
 
 
+def test_a_face_filling_the_photo_is_one_face_not_its_parts(yunet: YuNet, blazeface) -> None:
+    """The tiled pass sees eyes or a mouth and chin as faces in windows of a close-up; those partial views lie inside
+    the whole face's box and are dropped, so a film close-up gives one face (it gave 2–5 before) and a photo of
+    several faces keeps them all."""
+    from ferkit.faces.detectors import detect_tiled
+
+    close = [p for c in ("sad", "neutral") for p in sorted((SFEW / c).iterdir())[:6]]
+    raw = [len(detect_tiled(yunet, _rgb(p))) for p in close]
+    assert max(raw) > 1  # the windows' partial faces are there
+    assert all(len(yunet.detect_still(_rgb(p))) == 1 for p in close)
+    faces = [padded_photo(p, scale=2) for p in sorted((DATA / "fer2013" / "test" / "happy").iterdir())[:4]]
+    group = np.ascontiguousarray(cv2.vconcat([cv2.hconcat(faces[:2]), cv2.hconcat(faces[2:])]))  # RGB
+    for det in (yunet, blazeface):
+        assert len(det.detect_still(group)) == 4
+
+
 @pytest.fixture(scope="module")
 def crowd(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[dict]]]:
     """Six talking heads (60–220 px faces) on crossing paths for 3 s: the benchmark's composer, smaller."""

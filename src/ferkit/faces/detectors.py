@@ -61,8 +61,9 @@ class Detector:
         raise NotImplementedError
 
     def detect_still(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in a photo, where time matters less than finding every face: :func:`detect_tiled` by default."""
-        return detect_tiled(self, rgb)
+        """Faces in a photo, where time matters less than finding every face: :func:`detect_tiled` by default, less
+        the windows' partial views of a bigger face (:func:`drop_contained`)."""
+        return drop_contained(detect_tiled(self, rgb))
 
     def close(self) -> None:
         """Release native resources (no-op by default)."""
@@ -276,6 +277,22 @@ def detect_tiled(detector: Detector, rgb: np.ndarray, nms_iou: float = 0.4) -> l
                 m = np.array([[1.0, 0, x0], [0, 1.0, y0]])
                 faces.append(f.transformed(m))
     return suppress(faces, nms_iou)
+
+
+def drop_contained(faces: list[Face], inside: float = 0.7, larger: float = 1.5) -> list[Face]:
+    """Photos: drop a face whose box lies mostly (``inside`` of its area) within a box ``larger`` times its area: a
+    window of the tiled pass that saw part of a face filling the photo (the eyes, the mouth and chin) as a face."""
+
+    def area(b: tuple[float, ...]) -> float:
+        return max(0.0, b[2]) * max(0.0, b[3])
+
+    def within(a: Face, b: Face) -> float:
+        (ax, ay, aw, ah), (bx, by, bw, bh) = a.box, b.box
+        ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+        iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+        return ix * iy / max(area(a.box), 1e-9)
+
+    return [f for f in faces if not any(area(g.box) >= larger * area(f.box) and within(f, g) >= inside for g in faces)]
 
 
 def suppress(faces: list[Face], nms_iou: float = 0.4) -> list[Face]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ferkit.errors import ModelError
 from ferkit.faces import still_rescue
-from ferkit.faces.detectors import Detector, Face, detect_tiled, register_detector, suppress
+from ferkit.faces.detectors import Detector, Face, detect_tiled, drop_contained, register_detector, suppress
 
 YUNET_FILE = Path(__file__).parents[1] / "assets" / "detectors" / "face_detection_yunet_n_dynamic.onnx"
 YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"
@@ -98,7 +98,7 @@ class YuNet(Detector):
         strict = self.min_score
         self.min_score = floor
         try:
-            faces = suppress(faces + detect_tiled(self, rgb))
+            faces = drop_contained(suppress(faces + detect_tiled(self, rgb)))
         finally:
             self.min_score = strict
         if not faces and self.rescue:
