@@ -6,7 +6,10 @@
     ferkit train configs/extended/2_flywheel.toml                # arm B: with it
     python benchmarks/extended_model.py measure --model ferkit \
         --model runs/extended/extended_a_fer_synth_ckplus/model --model runs/extended/extended_b_flywheel/model
-    python benchmarks/extended_model.py ship --run runs/extended/extended_b_flywheel
+    python benchmarks/extended_model.py ship --run runs/extended/extended_c_flywheel_head10
+    python benchmarks/extended_model.py gate-data --out runs/extended/gate_data    # for the clear_vs_hard gate:
+    python -m ferkit.training.gate build --model ferkit-extended --data runs/extended/gate_data \
+        --taxonomy clear_vs_hard --out src/ferkit/assets/models/ferkit-gate-hard [--occlusion gridmask]
 
 ``measure`` scores each model (bundled or run folder) as shipped — its own calibration if any, a mirror view for
 stills, none for video — and writes benchmarks/results/extended_model.json:
@@ -124,6 +127,29 @@ def ship(a: argparse.Namespace) -> None:
     print(f"shipped {SHIPPED}")
 
 
+def gate_data(a: argparse.Namespace) -> None:
+    """A ``train/<class>/`` folder of links for the ``clear_vs_hard`` gate: FER2013 train's class folders, the
+    composites and the flywheel's ``speech_action`` faces, the flywheel's ``hard_case`` faces (file names as the
+    ``ferkit-extended`` card's validation list names them, so the gate validates on the same held-out images)."""
+    train = a.out / "train"
+    train.mkdir(parents=True, exist_ok=True)
+    for c in BASIC:
+        link = train / c
+        if not link.exists():
+            link.symlink_to((DATA / "fer2013" / "train" / c).resolve())
+    groups = {
+        "speech_action": [a.synth / "speech_action", a.flywheel / "speech_action"],
+        "hard_case": [a.flywheel / "hard_case"],
+    }
+    for label, folders in groups.items():
+        (train / label).mkdir(exist_ok=True)
+        for folder in folders:
+            for f in sorted(folder.glob("*.png")):
+                if not (train / label / f.name).exists():
+                    (train / label / f.name).symlink_to(f.resolve())
+    print({p.name: len(list(p.iterdir())) for p in sorted(train.iterdir())})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -131,9 +157,13 @@ def main() -> None:
     m.add_argument("--model", action="append", required=True)
     s = sub.add_parser("ship")
     s.add_argument("--run", type=Path, required=True)
+    g = sub.add_parser("gate-data")
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--synth", type=Path, default=ROOT / "runs" / "extended" / "synth")
+    g.add_argument("--flywheel", type=Path, default=ROOT / "runs" / "extended" / "dataset")
     a = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    {"measure": measure, "ship": ship}[a.cmd](a)
+    {"measure": measure, "ship": ship, "gate-data": gate_data}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,17 @@ def test_occluded_copies_hide_part_of_each_face_and_train_a_different_gate(tmp_p
     assert both["training"]["train_count"] == clean["training"]["train_count"] > 150  # copies are not counted
     with pytest.raises(InputError, match="--occlusion must be one of"):
         build("ferkit", data, tmp_path / "x", "expressive_vs_neutral", None, occlusion="mask")
+
+
+def test_shipped_hard_gate_sits_on_the_extended_model_and_passes_clear_faces() -> None:
+    """`ferkit-gate-hard` (clear_vs_hard) reads `ferkit-extended`'s features; FER2013 test faces, which are clear
+    examples by construction, are mostly called clear; its card carries the validation figures it was chosen by."""
+    gate, base = load_model("ferkit-gate-hard"), load_model("ferkit-extended", calibration=False)
+    assert gate.classes == ["clear_emotion", "unclear"]
+    assert gate.card.extra["architecture"]["base_sha256"] == base.sha256
+    metrics = gate.card.extra["metrics"]
+    assert metrics["validation"]["balanced_accuracy"] > 0.8 and "validation_gridmask" in metrics
+    files = fer_files("test", 10)
+    crops = np.stack([resize_crop(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), 48) for p in files])
+    clear = gate.predict_proba(crops).argmax(1) == 0
+    assert clear.mean() >= 0.8

@@ -22,6 +22,7 @@ MODEL_FOLDERS: dict[str, Path] = {
     "ferkit": BUNDLED_DIR / "ferkit",
     "ferkit-wild": BUNDLED_DIR / "ferkit-wild",  # v1 fine-tuned on FER2013 + SFEW + CK+ (docs/training.md)
     "ferkit-gate": BUNDLED_DIR / "ferkit-gate",
+    "ferkit-gate-hard": BUNDLED_DIR / "ferkit-gate-hard",  # clear emotion vs unclear, on ferkit-extended's features
     "ferkit-au": BUNDLED_DIR / "ferkit-au",  # emotion from action units (docs/aus.md)
     "ferkit-extended": BUNDLED_DIR / "ferkit-extended",  # extended12 incl. speech_action (docs/speech_action.md)
 }

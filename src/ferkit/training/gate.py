@@ -172,6 +172,7 @@ def build(
         "training": {
             "reproduce": [
                 f"python -m ferkit.training.gate build --model {model_name} --data {data} --out {out}"
+                + (f" --taxonomy {taxonomy}" if taxonomy != "expressive_vs_neutral" else "")
                 + (f" --occlusion {occlusion}" if occlusion != "none" else "")
             ],
             "taxonomy": {tax.name: members},
