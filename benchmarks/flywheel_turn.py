@@ -108,15 +108,26 @@ def main() -> None:
     args = ap.parse_args()
     qdir, dataset = args.work / "queue", args.work / "dataset"
     t0 = time.perf_counter()
-    summary = mine([args.clips], qdir, MineOptions(aus=True))
-    result: dict = {
-        "mine": {"sources": summary.sources, "kept": summary.kept, "seconds": round(time.perf_counter() - t0)}
-    }
+    mine([args.clips], qdir, MineOptions(aus=True))  # a rerun on a finished queue is a quick no-op
+    seconds = round(time.perf_counter() - t0)
+    result: dict = json.loads(OUT.read_text()) if OUT.is_file() else {}
     with Queue(qdir) as q:
-        if not q.query("SELECT COUNT(*) FROM labels")[0][0]:
+        rows = q.query("SELECT faces, candidates, dropped FROM sources")
+        dropped: Counter = Counter()
+        for r in rows:
+            dropped.update(json.loads(r["dropped"]))
+        result["mine"] = {
+            "sources": len(rows),
+            "faces_seen": sum(r["faces"] for r in rows),
+            "candidates": sum(r["candidates"] for r in rows),
+            "queued": q.query("SELECT COUNT(*) FROM faces")[0][0],
+            "dropped": dict(dropped),
+            "seconds_this_run": seconds,
+        }
+        if not q.query("SELECT COUNT(*) FROM labels")[0][0]:  # the curation is done once; a rerun keeps its record
             result["curate"] = curate_by_script(q, dataset, args.accept)
         exp = export(q, dataset, load_taxonomy("extended12"))
-    result["export"] = {"dataset": str(dataset), "written": exp.written}
+    result["export"] = {"dataset": str(dataset), "written_this_run": exp.written, "already": exp.already}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
