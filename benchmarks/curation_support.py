@@ -67,7 +67,10 @@ def press(page, key: str, timeout_ms: int = 10_000) -> str:
     before = face_shown(page)
     page.keyboard.press(key)
     try:
-        page.wait_for_function(f"document.body.dataset.face !== {json.dumps(before)}", timeout=timeout_ms)
+        page.wait_for_function(
+            f"document.body.dataset.face !== {json.dumps(before)} && document.body.dataset.busy !== '1'",
+            timeout=timeout_ms,
+        )
     except Exception as e:
         raise AssertionError(f"key {key!r} on face {before}: page says {page.inner_text('#status')!r}") from e
     return face_shown(page)

@@ -211,7 +211,7 @@ def test_browser_labels_by_keyboard_undoes_reloads_and_exports(server: str, queu
         assert _face(page) not in (f1, f2, f3)
         assert page.inner_text("#progress").startswith("3 / ")
         page.select_option("#reason", "low_confidence")
-        page.wait_for_function("document.activeElement.tagName !== 'SELECT'")
+        page.wait_for_function("document.activeElement.tagName !== 'SELECT' && document.body.dataset.busy !== '1'")
         while _face(page):
             _press(page, "q")  # hard_case for the rest
         page.click("#export")

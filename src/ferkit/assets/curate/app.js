@@ -7,6 +7,8 @@ const tab = (sessionStorage.getItem("ferkit-tab") || (() => {
 })());
 const $ = (id) => document.getElementById(id);
 let classes = [], current = null, busy = false, labelled = 0;
+// While a request is out, keys are ignored; body[data-busy] says so (scripts wait for it to clear).
+function setBusy(b) { busy = b; document.body.dataset.busy = b ? "1" : ""; }
 
 function setStatus(text, error) {
   $("status").textContent = text;
@@ -72,7 +74,7 @@ async function next() {
 
 async function act(path, body, message) {
   if (busy) return;
-  busy = true;
+  setBusy(true);
   try {
     const r = await api(path, body);
     setStatus(message(r));
@@ -80,7 +82,7 @@ async function act(path, body, message) {
   } catch (e) {
     setStatus(e.message, true);
   } finally {
-    busy = false;
+    setBusy(false);
   }
 }
 
@@ -101,7 +103,7 @@ function skip() {
 
 async function undo() {
   if (busy) return;
-  busy = true;
+  setBusy(true);
   try {
     const r = await api("/api/undo", {});
     setStatus(r.face ? "undone" : "nothing to undo");
@@ -113,7 +115,7 @@ async function undo() {
   } catch (e) {
     setStatus(e.message, true);
   } finally {
-    busy = false;
+    setBusy(false);
   }
 }
 
@@ -138,8 +140,8 @@ document.addEventListener("keydown", (ev) => {
 $("reason").addEventListener("change", async () => {
   $("reason").blur();
   if (busy) return;
-  busy = true;
-  try { await next(); } finally { busy = false; }
+  setBusy(true);
+  try { await next(); } finally { setBusy(false); }
 });
 $("export").addEventListener("click", async () => {
   try {
