@@ -109,6 +109,7 @@ def ship(a: argparse.Namespace) -> None:
     card_path = SHIPPED / "card.json"
     card = json.loads(card_path.read_text())
     card["name"] = "ferkit-extended"
+    card["training"]["choice"] = a.choice
     card.setdefault("metrics", {})["shipped"] = figures
     train = card.get("training", {})
     counts = train.get("train_counts") or {}
@@ -157,6 +158,7 @@ def main() -> None:
     m.add_argument("--model", action="append", required=True)
     s = sub.add_parser("ship")
     s.add_argument("--run", type=Path, required=True)
+    s.add_argument("--choice", default="", help="why this run (the selection rule), for the card")
     g = sub.add_parser("gate-data")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--synth", type=Path, default=ROOT / "runs" / "extended" / "synth")
