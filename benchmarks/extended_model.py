@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -109,10 +108,9 @@ def ship(a: argparse.Namespace) -> None:
     card_path = SHIPPED / "card.json"
     card = json.loads(card_path.read_text())
     card["name"] = "ferkit-extended"
-    card["training"]["choice"] = a.choice
+    if a.choice:
+        card["training"]["choice"] = a.choice
     card.setdefault("metrics", {})["shipped"] = figures
-    train = card.get("training", {})
-    counts = train.get("train_counts") or {}
     card["classes_note"] = (
         "questioning and boredom had no training images: their outputs were never trained and should be ignored "
         "(the basic view ferkit-extended:basic7 drops them); contempt had 8 CK+ training images and hard_case the "
@@ -122,8 +120,6 @@ def ship(a: argparse.Namespace) -> None:
         "load 'ferkit-extended:basic7' (or --model ferkit-extended:basic7): the model's own probabilities over the "
         "seven basic classes, renormalised; speech_action, hard_case, contempt, questioning and boredom are dropped"
     )
-    if counts:
-        card["classes_note"] += f"; train counts {counts}"
     card_path.write_text(json.dumps(card, indent=1))
     print(f"shipped {SHIPPED}")
 
@@ -164,7 +160,6 @@ def main() -> None:
     g.add_argument("--synth", type=Path, default=ROOT / "runs" / "extended" / "synth")
     g.add_argument("--flywheel", type=Path, default=ROOT / "runs" / "extended" / "dataset")
     a = ap.parse_args()
-    sys.path.insert(0, str(HERE))
     {"measure": measure, "ship": ship, "gate-data": gate_data}[a.cmd](a)
 
 

@@ -38,7 +38,7 @@ from ferkit.curation.filters import (
 from ferkit.curation.queue import Queue, QueuedFace
 from ferkit.errors import InputError
 from ferkit.faces.align import align_face
-from ferkit.faces.detectors import Detector, Face, create_detector
+from ferkit.faces.detectors import Detector, Face, create_detector, iou
 from ferkit.media.files import OutputLock, atomic_write_bytes, collect_inputs, source_identity
 from ferkit.media.images import Frame, image_frame
 from ferkit.media.video import is_video, iter_video, video_info
@@ -124,13 +124,11 @@ def _refit(detector: Detector, rgb: np.ndarray, box: list[float]) -> Face:
     best, best_iou = None, 0.3
     if x1 - x0 > 8 and y1 - y0 > 8:
         for f in detector.detect(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
-            fx, fy, fw, fh = f.box[0] + x0, f.box[1] + y0, f.box[2], f.box[3]
-            ix = max(0.0, min(x + w, fx + fw) - max(x, fx))
-            iy = max(0.0, min(y + h, fy + fh) - max(y, fy))
-            iou = ix * iy / (w * h + fw * fh - ix * iy)
-            if iou > best_iou:
+            found = (f.box[0] + x0, f.box[1] + y0, f.box[2], f.box[3])
+            overlap = iou((x, y, w, h), found)
+            if overlap > best_iou:
                 kp = {k: (px + x0, py + y0) for k, (px, py) in f.keypoints.items()}
-                best, best_iou = Face((fx, fy, fw, fh), f.score, kp), iou
+                best, best_iou = Face(found, f.score, kp), overlap
     return best or Face((x, y, w, h), 1.0)
 
 

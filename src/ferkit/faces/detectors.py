@@ -246,11 +246,16 @@ class HaarCascade(Detector):
         return sorted(faces, key=lambda f: -f.score)
 
 
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+def intersection(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Area shared by two ``(x, y, w, h)`` boxes."""
     ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    return ix * iy
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    inter = intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
@@ -283,16 +288,13 @@ def drop_contained(faces: list[Face], inside: float = 0.7, larger: float = 1.5) 
     """Photos: drop a face whose box lies mostly (``inside`` of its area) within a box ``larger`` times its area: a
     window of the tiled pass that saw part of a face filling the photo (the eyes, the mouth and chin) as a face."""
 
-    def area(b: tuple[float, ...]) -> float:
-        return max(0.0, b[2]) * max(0.0, b[3])
+    def area(f: Face) -> float:
+        return max(0.0, f.box[2]) * max(0.0, f.box[3])
 
-    def within(a: Face, b: Face) -> float:
-        (ax, ay, aw, ah), (bx, by, bw, bh) = a.box, b.box
-        ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-        iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-        return ix * iy / max(area(a.box), 1e-9)
+    def inside_of(f: Face, g: Face) -> bool:
+        return area(g) >= larger * area(f) and intersection(f.box, g.box) >= inside * max(area(f), 1e-9)
 
-    return [f for f in faces if not any(area(g.box) >= larger * area(f.box) and within(f, g) >= inside for g in faces)]
+    return [f for f in faces if not any(inside_of(f, g) for g in faces)]
 
 
 def suppress(faces: list[Face], nms_iou: float = 0.4) -> list[Face]:

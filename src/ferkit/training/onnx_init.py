@@ -102,9 +102,9 @@ def state_from_onnx(
 
 def _head_rows(folder: Path, classes: list[str] | None, n_out: int) -> list[int] | None:
     """Which rows of the new head the folder's classes fill: all of them in order, or by name for a wider taxonomy."""
-    from ferkit.models.base import OnnxModel
+    from ferkit.models.base import ModelCard
 
-    old = list(OnnxModel(folder).card.classes)
+    old = list(ModelCard.load(folder / "card.json").classes)  # the card only: checked_folder has checked the weights
     if len(old) != n_out and classes is not None and len(classes) == n_out and set(old) <= set(classes):
         return [classes.index(c) for c in old]
     return list(range(n_out)) if len(old) == n_out else None  # the same classes in order, or a misfit
