@@ -179,6 +179,13 @@ def blank_clip() -> Path:
     return write_video([np.full((48, 64, 3), 120, np.uint8)] * 10, _CACHE / "blank.mp4", fps=10)
 
 
+@functools.cache
+def long_clip() -> Path:
+    """The short clip's 30 frames 20 times over: 40 s at 15 fps (600 frames, one face each), long enough that two
+    processes started together both get to their output while the other is still writing it."""
+    return write_video(list(_talking_frames()) * 20, _CACHE / "talk_long.mp4", fps=15)
+
+
 def copy_clip(dst: Path, faststart: bool = True) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(short_clip(faststart), dst)
