@@ -5,6 +5,10 @@ check can use images neither model trained on.
 
     python benchmarks/wild/pack.py --out .gpu && python benchmarks/wild/bundled_init.py
     python benchmarks/wild/final_ft.py --pack .gpu --out runs/wild_ft48g
+
+``--lwf ALPHA`` (learning without forgetting, Li & Hoiem 2016): the FER2013 images train on ``ALPHA`` × the KL
+divergence to the bundled model's own mirror-view probabilities (temperature 2) + (1 − ``ALPHA``) × their labels, so
+the fine-tuning keeps what the bundled model does on FER2013 while SFEW and CK+ pull it toward film and posed faces.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gpu_data import decode_pack  # noqa: E402
 from gpu_jobs import ARMS_B, HP, W, evaluate, init_worker, labelled  # noqa: E402
-from gpu_train import Stage, fit  # noqa: E402
+from gpu_train import Stage, fit, logits_of, make_model  # noqa: E402
 from pack import fer_files  # noqa: E402
 
 CARD = HERE.parents[1] / "src" / "ferkit" / "assets" / "models" / "ferkit" / "card.json"
@@ -43,6 +47,7 @@ def main() -> None:
     ap.add_argument("--epoch-size", type=int, default=8500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fold", type=int, default=-1, help="hold out the SFEW films and CK+ subjects of this fold")
+    ap.add_argument("--lwf", type=float, default=0.0, help="weight of the KL to the bundled model on FER2013 (0: off)")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = Path(tempfile.gettempdir()) / "wild_data"
@@ -58,6 +63,11 @@ def main() -> None:
     fer = srcs[0]
     fer.pool = torch.from_numpy(np.setdiff1d(np.arange(len(files)), held)).to(device)
     hp = dict(HP, lr=HP["lr_ft"], epoch_size=a.epoch_size)
+    if a.lwf > 0:
+        teacher = make_model(k, 1, device)
+        teacher.load_state_dict(W["init"])
+        fer.soft, fer.kind = torch.softmax(logits_of(teacher, fer.x), 1), "distill"
+        hp["alpha"] = a.lwf
     t0 = time.time()
     model, log = fit([Stage(a.epochs, srcs)], k, 1, hp, a.seed, time.time() + 10**6, device, W["init"])
     seconds = time.time() - t0
@@ -65,7 +75,8 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     torch.save({k_: v.cpu() for k_, v in model.state_dict().items()}, a.out / "weights.pt")
     summary = {
-        "recipe": "ft48g", "rep": rep, "shares": shares, "hp": hp, "epochs": a.epochs, "seed": a.seed,
+        "recipe": "ft48g" + (f"+lwf{a.lwf:g}" if a.lwf > 0 else ""), "rep": rep, "shares": shares, "hp": hp,
+        "epochs": a.epochs, "seed": a.seed,
         "device": device, "train_seconds": round(seconds, 1), "log": log, "fer_train_images": len(fer.pool),
         "fer_held_validation_images": len(held), "fer2013_test_flip_uncalibrated": metrics["fert"], "fold": a.fold,
         **({"sfew_held_out": metrics["sfew"], "ck_held_out": metrics["ck"]} if a.fold >= 0 else {}),

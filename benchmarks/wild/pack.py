@@ -1,9 +1,10 @@
 """Pack the in-the-wild training data into one compressed file for a GPU machine (which cannot see ../shared).
 
 FER2013 train (byte duplicates of test images and repeats inside train dropped) and test at 48×48 gray as stored;
-SFEW train detected and aligned like ``ferkit evaluate`` without ``--crops`` (BlazeFace + its template) at 48
-and 64 px RGB, grouped by film; CK+ crops (48 px gray; 64 px by cubic upscaling, as ``--crops`` does) grouped by
-subject; unlabelled faces of ``clips/`` sampled at ``--fps`` and aligned the same way, for pseudo-labels.
+SFEW train detected and aligned like ``ferkit evaluate`` without ``--crops`` (``--detector``, default YuNet as
+shipped, with its still-photo pass and its template; the GPU run of docs/training.md used BlazeFace) at 48 and 64 px
+RGB, grouped by film; CK+ crops (48 px gray; 64 px by cubic upscaling, as ``--crops`` does) grouped by subject;
+unlabelled faces of ``clips/`` sampled at ``--fps`` and aligned the same way, for pseudo-labels.
 ``video_labelled/`` is evaluation only and is not packed.
 
     python benchmarks/wild/pack.py --out .gpu
@@ -60,8 +61,8 @@ def fer(root: Path) -> dict[str, np.ndarray]:
     return {"fer_jpeg": x, "fer_off": xo, "fer_y": y, "fert_jpeg": tx, "fert_off": txo, "fert_y": ty}
 
 
-def _aligned(det, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    faces = detect_tiled(det, rgb)
+def _aligned(det, rgb: np.ndarray, still: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    faces = det.detect_still(rgb) if still else detect_tiled(det, rgb)
     if not faces:
         return None
     return align_face(rgb, faces[0], 64, det.template)[0], align_face(rgb, faces[0], 48, det.template)[0]
@@ -71,7 +72,7 @@ def sfew(root: Path, det) -> dict[str, np.ndarray]:
     x64, x48, y, film, names, missed = [], [], [], [], [], 0
     for c in CLASSES:
         for p in sorted((root / c).iterdir()):
-            got = _aligned(det, to_channels(read_image(p), "rgb"))
+            got = _aligned(det, to_channels(read_image(p), "rgb"), still=True)
             if got is None:
                 missed += 1
                 continue
@@ -142,8 +143,9 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
     ap.add_argument("--out", type=Path, default=Path(".gpu"), help="writes a/fer_train.npz and b/rest.npz")
     ap.add_argument("--fps", type=float, default=2.0)
+    ap.add_argument("--detector", default="yunet", help="face detector for SFEW and clip faces (default: yunet)")
     a = ap.parse_args()
-    det = create_detector("blazeface")
+    det = create_detector(a.detector)
     pack: dict[str, np.ndarray] = {}
     pack |= ckplus(a.shared / "ckplus_au")
     pack |= sfew(a.shared / "sfew" / "train", det)
