@@ -28,7 +28,7 @@ from ferkit.evaluation.scoring import report, split_files
 from ferkit.evaluation.videos import dataset_kinds, evaluate_videos
 from ferkit.media.files import collect_inputs
 from ferkit.models.base import EmotionModel, set_tta
-from ferkit.models.loading import load_model
+from ferkit.models.loading import DEFAULT_MODEL, load_model
 
 if TYPE_CHECKING:
     from ferkit.models.calibration import Calibration
@@ -72,7 +72,7 @@ def run_analysis(
     paths: Iterable[str | Path],
     output: Path | None = None,
     fmt: str = "jsonl",
-    model: ModelSetup | ModelArg | Sequence[ModelArg] = "ferkit",
+    model: ModelSetup | ModelArg | Sequence[ModelArg] = DEFAULT_MODEL,
     options: AnalyzeOptions | None = None,
     resume: bool = False,
     plots: bool = True,
@@ -134,7 +134,7 @@ def run_analysis(
 def analyze(
     paths: str | Path | Iterable[str | Path],
     fps: float | None = 5.0,
-    model: ModelArg | Sequence[ModelArg] = "ferkit",
+    model: ModelArg | Sequence[ModelArg] = DEFAULT_MODEL,
     crops: bool = False,
     output: str | Path | None = None,
     fmt: str = "jsonl",
@@ -179,7 +179,7 @@ def analyze(
 
 def evaluate(
     datasets: str | Path | Iterable[str | Path],
-    models: str | Path | EmotionModel | Iterable[str | Path | EmotionModel] = "ferkit",
+    models: str | Path | EmotionModel | Iterable[str | Path | EmotionModel] = DEFAULT_MODEL,
     crops: bool = False,
     progress: Callable[[EmotionModel, Path], Callable[[int], None] | None] | None = None,
     calibration: bool | str | Path = True,
@@ -227,7 +227,7 @@ def evaluate(
 
 
 def calibrate(
-    model: str | Path = "ferkit",
+    model: str | Path = DEFAULT_MODEL,
     dataset: str | Path | None = None,
     unlabelled: Iterable[str | Path] = (),
     objective: str = "macro_f1",

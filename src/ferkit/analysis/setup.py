@@ -10,7 +10,7 @@ from ferkit.analysis.pipeline import AnalyzeOptions, Analyzer
 from ferkit.errors import InputError
 from ferkit.models.base import EmotionModel
 from ferkit.models.fusion import load_reliability
-from ferkit.models.loading import load_model
+from ferkit.models.loading import DEFAULT_MODEL, load_model
 
 #: onnxruntime threads for analysis: the model runs in worker threads beside decoding and tracking, and one
 #: thread each measured faster than two fighting over two cores (benchmarks/video_speed.py).
@@ -39,7 +39,7 @@ class ModelSetup:
     optional fusion strategy (with a reliability report for ``reliability``), an optional binary gate and the
     models' test-time augmentation."""
 
-    model: ModelArg | Sequence[ModelArg] = "ferkit"
+    model: ModelArg | Sequence[ModelArg] = DEFAULT_MODEL
     calibration: bool | str | Path = True
     fusion: str | None = None
     reliability: str | Path | dict | None = None
@@ -50,7 +50,7 @@ class ModelSetup:
 
 
 def make_analyzer(
-    setup: ModelSetup | ModelArg | Sequence[ModelArg] = "ferkit", options: AnalyzeOptions | None = None
+    setup: ModelSetup | ModelArg | Sequence[ModelArg] = DEFAULT_MODEL, options: AnalyzeOptions | None = None
 ) -> Analyzer:
     """An :class:`Analyzer` with its models (and gate) loaded and the combination checked."""
     s = setup if isinstance(setup, ModelSetup) else ModelSetup(setup)

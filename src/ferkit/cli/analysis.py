@@ -17,6 +17,7 @@ from ferkit.cli.app import app, console, path_argument, path_option, progress
 from ferkit.cli.live import LIVE_HELP, analyze_live
 from ferkit.errors import InputError
 from ferkit.media.files import OutputLock, atomic_write_text, check_out_dir, check_writable
+from ferkit.models.loading import DEFAULT_MODEL
 
 
 def _parse_fps(value: str, option: str = "--fps") -> float | None:
@@ -102,7 +103,7 @@ def analyze(
         help="One file for all inputs (default: ./ferkit-results/<input name>.<format> per input).",
     ),
     model: list[str] = typer.Option(
-        ["ferkit"],
+        [DEFAULT_MODEL],
         "--model",
         help="Registered model name, model folder or ONNX spec .json; repeat to run several (the first is primary).",
     ),
@@ -202,7 +203,7 @@ def analyze(
 @app.command()
 def evaluate(
     datasets: list[Path] = path_argument(..., help="Folders of <class>/<image> or <class>/<video> subfolders."),
-    model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
+    model: list[str] = typer.Option([DEFAULT_MODEL], "--model", help="Model name or folder; repeat for several."),
     crops: bool = typer.Option(False, "--crops", help="Images are face crops (no detection)."),
     detector: str = typer.Option("yunet", help="Detector for uncropped photos (see ferkit models)."),
     split: str = typer.Option("all", help="'all' images, or 'validation': only the model card's validation files."),
@@ -285,7 +286,7 @@ def calibrate(
     data: list[Path] = path_argument(
         ..., help="A labelled <class>/<image> folder, or (with --unlabelled) images, folders or videos."
     ),
-    model: str = typer.Option("ferkit", help="Model name or folder to calibrate."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model name or folder to calibrate."),
     objective: str = typer.Option("macro_f1", help="macro_f1, balanced_accuracy (labelled) or distribution."),
     method: str = typer.Option("tpe", help="Bias search: grid, tpe (Optuna Bayesian) or evolution (SciPy DE)."),
     target: str | None = typer.Option(None, help="Class ratios for --objective distribution, e.g. 'happy=2,sad=1'."),
@@ -384,6 +385,6 @@ def demo(
 
     check_out_dir(out, "--out")
     image, video = make_samples(out)
-    summary = run_analysis([image, video], None, "jsonl", "ferkit", None, plots=True)
+    summary = run_analysis([image, video], None, "jsonl", DEFAULT_MODEL, None, plots=True)
     for o in summary.outputs + summary.plots:
         typer.echo(str(o))

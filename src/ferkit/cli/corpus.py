@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from ferkit.cli.app import app, console, path_argument, path_option
 from ferkit.errors import InputError
+from ferkit.models.loading import DEFAULT_MODEL
 
 corpus_app = typer.Typer(no_args_is_help=True, help="Film collections: run, report, compare, query.")
 app.add_typer(corpus_app, name="corpus")
@@ -80,7 +81,7 @@ def run_cmd(
     out: Path = path_option(..., "--out", "-o", help="Run folder: Parquet parts, run log, settings."),
     every: int | None = typer.Option(None, help="Analyse every N-th frame (default 100; sparse decoding)."),
     fps: str | None = typer.Option(None, help="Or sample at this many frames per second."),
-    model: list[str] = typer.Option(["ferkit"], "--model", help="Model name or folder; repeat for several."),
+    model: list[str] = typer.Option([DEFAULT_MODEL], "--model", help="Model name or folder; repeat for several."),
     detector: str = typer.Option("yunet", help="yunet, yunet_small, blazeface, blazeface_full, mesh or haar."),
     no_calibration: bool = typer.Option(False, "--no-calibration", help="Use raw model scores."),
     engine: str = typer.Option("local", help="local (a process pool) or ray."),

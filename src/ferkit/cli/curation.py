@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from ferkit.cli.app import app, console, path_argument, path_option, progress
 from ferkit.errors import InputError
+from ferkit.models.loading import DEFAULT_MODEL
 
 queue_app = typer.Typer(no_args_is_help=True, help="Inspect a mining queue.")
 app.add_typer(queue_app, name="queue")
@@ -26,7 +27,7 @@ def mine(
     sources: list[Path] = path_argument(..., help="Videos, images or folders to mine."),
     queue: Path = path_option(..., "--queue", help="Queue folder (made if missing; rerun to continue or add)."),
     model: list[str] = typer.Option(
-        ["ferkit"], "--model", help="Model name or folder; repeat to run several (they disagree: a reason)."
+        [DEFAULT_MODEL], "--model", help="Model name or folder; repeat to run several (they disagree: a reason)."
     ),
     aus: bool = typer.Option(False, "--aus", help="Also action units, speaking and hard-case rules (slower)."),
     fps: str = typer.Option("5", help="Video sampling rate in frames per second, or 'all'."),

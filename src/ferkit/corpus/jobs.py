@@ -10,13 +10,14 @@ from pathlib import Path
 from ferkit.analysis.pipeline import AnalyzeOptions
 from ferkit.corpus.manifest import Video
 from ferkit.errors import InputError
+from ferkit.models.loading import DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """What every video of a run is analysed with (the same in every worker and on every engine)."""
 
-    models: tuple[str, ...] = ("ferkit",)
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
     calibration: bool = True
     every: int | None = 100
     fps: float | None = None

@@ -23,6 +23,7 @@ from ferkit.faces.aus import au_crop
 from ferkit.faces.landmarker import FaceLandmarker
 from ferkit.media.audio import activity_at, audio_vad
 from ferkit.media.video import iter_video
+from ferkit.models.loading import DEFAULT_MODEL
 
 #: AUs whose presence marks an emotional lower face (cheek raiser, nose wrinkler, lip-corner puller and depressor).
 EMOTION_AUS = ("AU06", "AU09", "AU12", "AU12_L", "AU12_R", "AU15")
@@ -70,7 +71,7 @@ def find_donors(
     """The donor frames of ``videos`` (at most ``per_video`` each, evenly spread) and per-video filter counts."""
     donors: list[Donor] = []
     stats: list[DonorStats] = []
-    analyzer = make_analyzer("ferkit", AnalyzeOptions(fps=fps, aus=True))
+    analyzer = make_analyzer(DEFAULT_MODEL, AnalyzeOptions(fps=fps, aus=True))
     with FaceLandmarker() as landmarker:
         for video in videos:
             if tick is not None:

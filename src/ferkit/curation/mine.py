@@ -42,6 +42,7 @@ from ferkit.faces.detectors import Detector, Face, create_detector, iou
 from ferkit.media.files import OutputLock, atomic_write_bytes, collect_inputs, source_identity
 from ferkit.media.images import Frame, image_frame
 from ferkit.media.video import is_video, iter_video, video_info
+from ferkit.models.loading import DEFAULT_MODEL
 
 CROP_SIZE = 112
 THUMB_SIDE = 320
@@ -52,7 +53,7 @@ class MineOptions:
     """What ``ferkit mine`` runs and keeps."""
 
     fps: float | None = 5.0
-    models: Sequence[str] = ("ferkit",)
+    models: Sequence[str] = (DEFAULT_MODEL,)
     aus: bool = False
     detector: str = "yunet"
     cap: int | None = 200  # faces kept per source at most (lowest priority evicted first); None: no cap

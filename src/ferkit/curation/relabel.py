@@ -22,6 +22,7 @@ from ferkit.errors import InputError
 from ferkit.faces.aus import AU_KEYS
 from ferkit.labels.taxonomy import label_key, read_toml
 from ferkit.media.files import atomic_write_text, collect_inputs
+from ferkit.models.loading import DEFAULT_MODEL
 
 AU_PRESENT = 0.5
 LOG_DIR = ".relabel"
@@ -112,7 +113,7 @@ def _model_aus(images: list[Path]) -> dict[Path, dict[str, float]]:
     from ferkit.analysis.pipeline import AnalyzeOptions
     from ferkit.analysis.setup import make_analyzer
 
-    analyzer = make_analyzer("ferkit", AnalyzeOptions(crops=True, aus=True))
+    analyzer = make_analyzer(DEFAULT_MODEL, AnalyzeOptions(crops=True, aus=True))
     return {Path(r.source): r.aus for r in analyzer.iter_records(images) if r.aus}
 
 

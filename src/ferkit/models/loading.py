@@ -17,6 +17,9 @@ from ferkit.models.base import AU_WEIGHTS_FILE, EmotionModel, OnnxModel
 #: The bundled model folders (data, not code: ``ferkit/assets/models/<name>/{model.onnx,card.json}``).
 BUNDLED_DIR = Path(str(resources.files("ferkit").joinpath("assets/models")))
 
+#: The model ``analyze``, ``evaluate``, ``mine``, ``corpus run`` and the Python API use when none is named.
+DEFAULT_MODEL = "ferkit"
+
 #: Named models: name -> folder. Backends of other kinds (e.g. the ``fer`` package) register a loader instead.
 MODEL_FOLDERS: dict[str, Path] = {
     "ferkit": BUNDLED_DIR / "ferkit",
@@ -30,7 +33,7 @@ MODEL_LOADERS: dict[str, Callable[[int], EmotionModel]] = {}  # name -> loader(t
 
 
 def load_model(
-    name_or_path: str | Path = "ferkit", threads: int = 0, calibration: bool | str | Path = True
+    name_or_path: str | Path = DEFAULT_MODEL, threads: int = 0, calibration: bool | str | Path = True
 ) -> EmotionModel:
     """Load a registered model by name, a model folder by path, or an ONNX spec file (``*.json``, see
     :mod:`ferkit.models.spec`).
