@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import torch  # noqa: E402
-from gpu_data import N_FOLDS, decode_pack  # noqa: E402
+from gpu_data import N_FOLDS, data_root, decode_pack  # noqa: E402
 from gpu_jobs import W, evaluate, init_worker  # noqa: E402
 from gpu_train import make_model  # noqa: E402
 
@@ -27,7 +26,7 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, help="a state dict (default: the bundled model, bundled_init.pt)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    root = Path(tempfile.gettempdir()) / "wild_data"
+    root = data_root(a.pack)
     decode_pack(a.pack, root)
     init_worker(str(root), "cpu", False, str(a.pack / "b" / "bundled_init.pt"))
     model = make_model(7, 1, "cpu")

@@ -23,12 +23,31 @@ from ferkit.training.export import export_onnx
 CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
 
-def export_folder(state: dict, rep: list, out: Path, name: str, extra: dict | None = None) -> Path:
-    """``out/model.onnx`` + ``out/card.json`` for a ``vgg_small`` state dict at input ``rep`` (size, channels)."""
+class MeanOfMembers(torch.nn.Module):
+    """Several networks on one input as one graph: logits = the mean of the members' logits, embedding = the first
+    member's (so heads built on that member's embedding, e.g. a gate, read the same features)."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [m(x) for m in self.members]
+        return torch.stack([o[0] for o in outs]).mean(0), outs[0][1]
+
+
+def export_folder(state: dict | list[dict], rep: list, out: Path, name: str, extra: dict | None = None) -> Path:
+    """``out/model.onnx`` + ``out/card.json`` for a ``vgg_small`` state dict at input ``rep`` (size, channels); a
+    list of state dicts is exported as their output ensemble (:class:`MeanOfMembers`)."""
+    states = state if isinstance(state, list) else [state]
     size, channels = int(rep[0]), rep[1]
-    k = state["head.weight"].shape[0]
-    model = create_backbone("vgg_small", num_classes=k, in_channels=1 if channels == "gray" else 3)
-    model.load_state_dict({n: t.float() for n, t in state.items()})
+    k = states[0]["head.weight"].shape[0]
+    members = []
+    for st in states:
+        m = create_backbone("vgg_small", num_classes=k, in_channels=1 if channels == "gray" else 3)
+        m.load_state_dict({n: t.float() for n, t in st.items()})
+        members.append(m)
+    model = members[0] if len(members) == 1 else MeanOfMembers(members)
     out.mkdir(parents=True, exist_ok=True)
     export_onnx(model.eval(), out / "model.onnx", (1 if channels == "gray" else 3, size, size))
     card = {

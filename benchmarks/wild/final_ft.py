@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from gpu_data import decode_pack  # noqa: E402
+from gpu_data import data_root, decode_pack  # noqa: E402
 from gpu_jobs import ARMS_B, HP, W, evaluate, init_worker, labelled  # noqa: E402
 from gpu_train import Stage, fit, logits_of, make_model  # noqa: E402
 from pack import fer_files  # noqa: E402
@@ -50,7 +49,7 @@ def main() -> None:
     ap.add_argument("--lwf", type=float, default=0.0, help="weight of the KL to the bundled model on FER2013 (0: off)")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    root = Path(tempfile.gettempdir()) / "wild_data"
+    root = data_root(a.pack)
     decode_pack(a.pack, root)
     init_worker(str(root), device, False, str(a.pack / "b" / "bundled_init.pt"))
     torch.set_num_threads(2 if device == "cpu" else 1)

@@ -5,8 +5,12 @@ Runs on the GPU image (its own numpy/torch, no ferkit install): only numpy, cv2 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
+import json
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -24,21 +28,40 @@ def _decode(blob: np.ndarray, off: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(Image.open(io.BytesIO(raw[a:b])).convert("L")) for a, b in itertools.pairwise(off)])
 
 
+def data_root(pack: Path, smoke: bool = False) -> Path:
+    """The scratch folder a pack is decoded into: one per pack, so runs on different packs never share arrays."""
+    tag = hashlib.sha256(str(pack.resolve()).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"wild_{'smoke' if smoke else 'data'}_{tag}"
+
+
 def decode_pack(pack: Path, out: Path, limit: int | None = None) -> None:
     """Decode the packed JPEGs once into plain ``.npy`` arrays that worker processes memory-map (``limit``: keep
-    every n-th FER2013 image so that about ``limit`` remain, for smoke runs)."""
+    every n-th FER2013 image so that about ``limit`` remain, for smoke runs). A folder already decoded from the same
+    pack files is kept; otherwise each array is replaced atomically, so a process still mapping the old one keeps it.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    a = np.load(pack / "a" / "fer_train.npz")
-    b = np.load(pack / "b" / "rest.npz")
+    parts = (pack / "a" / "fer_train.npz", pack / "b" / "rest.npz")
+    stamp = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in parts] + [limit])
+    if (out / "stamp.json").is_file() and (out / "stamp.json").read_text() == stamp:
+        return
+    (out / "stamp.json").unlink(missing_ok=True)
+
+    def save(name: str, arr: np.ndarray) -> None:
+        with open(out / f"{name}.npy.tmp", "wb") as fh:
+            np.save(fh, arr)
+        os.replace(out / f"{name}.npy.tmp", out / f"{name}.npy")
+
+    a, b = np.load(parts[0]), np.load(parts[1])
     for name, z in (("fer", a), ("fert", b)):
         off, y = z[f"{name}_off"], z[f"{name}_y"].astype(np.int64)
         pick = np.arange(len(y)) if limit is None else np.arange(0, len(y), max(1, len(y) // limit))
-        np.save(out / f"{name}_x48.npy", _decode(z[f"{name}_jpeg"], off)[pick])
-        np.save(out / f"{name}_y.npy", y[pick])
+        save(f"{name}_x48", _decode(z[f"{name}_jpeg"], off)[pick])
+        save(f"{name}_y", y[pick])
     for k in b.files:
         if not k.startswith("fert_"):
             arr = b[k]
-            np.save(out / f"{k}.npy", arr.astype(np.int64) if k.endswith(("_y", "_group")) else arr)
+            save(k, arr.astype(np.int64) if k.endswith(("_y", "_group")) else arr)
+    (out / "stamp.json").write_text(stamp)
 
 
 def group_folds(groups: np.ndarray, k: int = N_FOLDS) -> np.ndarray:

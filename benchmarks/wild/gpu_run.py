@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import re
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -36,7 +35,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]  # the GPU image has no
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from gpu_data import decode_pack  # noqa: E402
+from gpu_data import data_root, decode_pack  # noqa: E402
 from gpu_jobs import ARMS_B, ARMS_C, FT_ARMS, HP, init_worker, run_job  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------- scheduling
@@ -137,7 +136,7 @@ def main() -> None:
     folds, seeds = ([0, 1], [0, 1]) if a.smoke else ([0, 1, 2, 3, 4], [0, 1])
     workers = 2 if a.smoke else a.workers
     a.out.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.gettempdir()) / ("wild_smoke" if a.smoke else "wild_data")
+    root = data_root(a.pack, a.smoke)
     decode_pack(a.pack, root, limit=1500 if a.smoke else None)
     meta = {
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__,

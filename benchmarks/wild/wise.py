@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -20,7 +19,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from final_ft import CARD, kept_fer_files  # noqa: E402
-from gpu_data import CLASSES7, decode_pack  # noqa: E402
+from gpu_data import CLASSES7, data_root, decode_pack  # noqa: E402
 from gpu_jobs import W, evaluate, init_worker, rep_x  # noqa: E402
 from gpu_train import logits_of, make_model, scores  # noqa: E402
 
@@ -74,7 +73,7 @@ def main() -> None:
     ap.add_argument("--save", type=Path, help="with one --ft and one alpha: write the interpolated state dict")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    root = Path(tempfile.gettempdir()) / "wild_data"
+    root = data_root(a.pack)
     decode_pack(a.pack, root)
     init_worker(str(root), "cpu", False, str(a.pack / "b" / "bundled_init.pt"))
     files = kept_fer_files(a.fer)
