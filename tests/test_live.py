@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from jsonschema import Draft202012Validator
 from ferkit.analysis.live import run_live
 from ferkit.analysis.records import LIVE_FIELDS, load_jsonl, read_records, record_schema
 from ferkit.analysis.setup import make_analyzer
+from ferkit.errors import InputError
 from ferkit.media.live import LiveSource
 from ferkit.media.video import iter_video
 
@@ -139,6 +141,36 @@ def test_limits_and_a_stream_url(analyzer, tmp_path: Path) -> None:
     times = [r["timestamp"] for r in _frames(load_jsonl(tmp_path / "f.jsonl"))][:-1]  # the last: the stream's last
     slots = [math.floor(t * 10 + 1e-6) for t in times]  # sampled as --fps 10 samples a file: one per 0.1 s at most
     assert slots == sorted(set(slots)) and slots[0] == 0
+
+
+def test_a_live_network_stream_from_another_process(analyzer, tmp_path: Path) -> None:
+    """An encoder process serves the clip as a live MPEG-TS stream over TCP at its own rate (no duration: frames are
+    taken as they arrive); the run ends with the stream, and every frame sent was processed or dropped."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = "import sys; from ferkit.media.live import serve_as_stream; print(serve_as_stream(sys.argv[1], sys.argv[2]))"
+    url = f"tcp://127.0.0.1:{port}"
+    cmd = [sys.executable, "-c", code, str(CLIP), url + "?listen=1"]
+    writer = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(150):  # until the encoder listens: a refused connection is an InputError before any output
+            try:
+                summary = run_live(url, analyzer, tmp_path / "tcp.jsonl", "jsonl")
+                break
+            except InputError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the encoder process never listened")
+        sent = int(writer.communicate(timeout=60)[0])
+    finally:
+        writer.kill()
+    assert summary.stopped_by == "end of stream" and sent == clip_frames()
+    assert summary.processed + summary.dropped == summary.arrived == sent and summary.processed > 0
+    records = load_jsonl(tmp_path / "tcp.jsonl")
+    assert all(r["latency_ms"] >= 0 for r in records) and sum(r["face_id"] is not None for r in records) > 0
+    times = [r["timestamp"] for r in _frames(records)]
+    assert times == sorted(times) and len(times) == summary.processed
 
 
 def ferkit(*args: object, cwd: Path) -> subprocess.CompletedProcess:
