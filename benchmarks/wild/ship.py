@@ -4,6 +4,13 @@
         --gpu-run benchmarks/results/wild_gpu_run2/results.json --out runs/wild_ft48g/model --name ferkit
     ferkit calibrate ../shared/data/fer2013/train --crops --split validation --model runs/wild_ft48g/model
     python benchmarks/wild/ship.py measure --model runs/wild_ft48g/model
+
+``ensemble``: the bundled weights and a final fine-tuned model (final_ft.py on a YuNet pack) as one ONNX graph that
+averages their logits (``clips_eval.MeanOfMembers``; the embedding output is the bundled model's, so the gates built
+on it read the same features), with the fold figures of ``ensemble.py`` on its card:
+
+    python benchmarks/wild/ship.py ensemble --run runs/wild_y/ft_final --member ft \
+        --folds benchmarks/results/wild_ensemble.json --out src/ferkit/assets/models/ferkit2 --name ferkit2
 """
 
 from __future__ import annotations
@@ -94,6 +101,82 @@ def export(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}")
 
 
+def ensemble(a: argparse.Namespace) -> None:
+    summary = json.loads((a.run / "summary.json").read_text())
+    folds = json.loads(a.folds.read_text())
+    v1 = json.loads(V1.read_text())
+    members = [
+        torch.load(a.pack / "b" / "bundled_init.pt", weights_only=True),
+        torch.load(a.run / "weights.pt", weights_only=True),
+    ]
+    params = sum(
+        t.numel() for st in members for k, t in st.items() if not k.endswith(("running_mean", "running_var", "tracked"))
+    )
+    cand, lwf = f"bundled+{a.member}", "lwf" in summary["recipe"]
+    per_fold = lambda c, s: [round(folds["per_fold"][f][c][s]["accuracy"], 4) for f in sorted(folds["per_fold"])]  # noqa: E731
+    card_extra = {
+        "version": "2",
+        "preprocessing": v1["preprocessing"],
+        "outputs": {
+            "logits": "the mean of the two members' class scores",
+            "embedding": "the first member's (v1) pooled features",
+        },
+        "architecture": {
+            "backbone": "vgg_small", "options": {}, "parameters": int(params), "flip_tta": False,
+            "ensemble": "two vgg_small members on the same input in one graph, logits averaged: the v1 bundled model "
+            f"(ferkit, sha256 {v1['sha256']}) and v1 fine-tuned on FER2013 + SFEW + CK+ ({summary['recipe']})",
+        },
+        "inference": v1["inference"],
+        "training": {
+            "members": {
+                "v1": "the bundled model `ferkit`, unchanged (its card: training, split, figures)",
+                "fine_tuned": {
+                    "recipe": summary["recipe"] + ": the v1 weights fine-tuned on three sources mixed per batch by "
+                    "share; AdamW, one-cycle cosine, EMA, level-2 augmentation at strength 0.7, class-weighted CE "
+                    "(N/n_c)^0.5 with label smoothing 0.1" + (", plus the KL to v1 on FER2013 (alpha)" if lwf else ""),
+                    "sources": {
+                        "fer2013": f"../shared/data/fer2013/train minus copies of test images and repeats "
+                        f"({summary['fer_train_images']} images; the {summary['fer_held_validation_images']} images of "
+                        "v1's validation list held out), share 0.75",
+                        "sfew": "../shared/data/sfew/train: faces found and aligned by YuNet as `ferkit evaluate` does "
+                        "(benchmarks/wild/pack.py), every film, share 0.15",
+                        "ckplus": "../shared/data/ckplus_au: 432 crops of 51 subjects (contempt left out), share 0.10",
+                    },
+                    "hp": summary["hp"], "epochs": summary["epochs"], "seed": summary["seed"],
+                    "device": summary["device"], "train_seconds": summary["train_seconds"],
+                },
+            },
+            "validation_files": v1["training"]["validation_files"],
+            "reproduce": [
+                "python benchmarks/wild/pack.py --out .gpu_yunet && cp .gpu/b/bundled_init.pt .gpu_yunet/b/ "
+                "(or python benchmarks/wild/bundled_init.py --out .gpu_yunet/b/bundled_init.pt)",
+                "for f in 0 1 2 3 4: python benchmarks/wild/final_ft.py --pack .gpu_yunet --fold $f "
+                "--out runs/wild_y/ft_f$f; the same with --lwf 0.5 --out runs/wild_y/lwf_f$f",
+                "python benchmarks/wild/ensemble.py --pack .gpu_yunet --ft ft='runs/wild_y/ft_f{fold}/weights.pt' "
+                "lwf='runs/wild_y/lwf_f{fold}/weights.pt' --out benchmarks/results/wild_ensemble.json",
+                f"python benchmarks/wild/final_ft.py --pack .gpu_yunet{' --lwf 0.5' if lwf else ''} --out {a.run}",
+                f"python benchmarks/wild/ship.py ensemble --run {a.run} --member {a.member} --folds {a.folds} "
+                f"--out OUT --name {a.name}",
+                "ferkit calibrate ../shared/data/fer2013/train --crops --split validation --model OUT",
+                "python benchmarks/wild/ship.py measure --model OUT",
+            ],
+        },
+        "metrics": {
+            "cross_validation": {
+                "protocol": "5 grouped folds (benchmarks/wild/ensemble.py): the fine-tuned member trained without the "
+                "SFEW films and CK+ subjects of fold k, scored on them and on v1's 2,695 FER2013 validation images; "
+                "mirror view, uncalibrated; the rule that chose this candidate is in ensemble.py's docstring",
+                "chosen": folds["chosen"],
+                "this_recipe": {s: per_fold(cand, s) for s in ("fer_val", "sfew", "ck")},
+                "v1_same_folds": {s: per_fold("bundled", s) for s in ("fer_val", "sfew", "ck")},
+                "means": {c: folds["mean"][c] for c in ("bundled", a.member, cand)},
+            },
+        },
+    }  # fmt: skip
+    export_folder(members, [48, "gray"], a.out, a.name, card_extra)
+    print(f"wrote {a.out}")
+
+
 def measure(a: argparse.Namespace) -> None:
     from ferkit.api import evaluate
 
@@ -136,10 +219,17 @@ def main() -> None:
     e.add_argument("--gpu-run", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--name", default="ferkit")
+    n = sub.add_parser("ensemble")
+    n.add_argument("--run", type=Path, required=True, help="final_ft.py output: weights.pt + summary.json")
+    n.add_argument("--member", default="ft", help="the candidate's name in --folds (bundled+NAME)")
+    n.add_argument("--folds", type=Path, default=Path("benchmarks/results/wild_ensemble.json"))
+    n.add_argument("--pack", type=Path, default=Path(".gpu_yunet"))
+    n.add_argument("--out", type=Path, required=True)
+    n.add_argument("--name", default="ferkit2")
     m = sub.add_parser("measure")
     m.add_argument("--model", type=Path, required=True)
     a = ap.parse_args()
-    export(a) if a.cmd == "export" else measure(a)
+    {"export": export, "ensemble": ensemble, "measure": measure}[a.cmd](a)
 
 
 if __name__ == "__main__":
