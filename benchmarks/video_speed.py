@@ -5,7 +5,11 @@
         --out video_speed_aus.json  # --aus cost (as shipped: --au-fps 15; and every frame fitted)
     python benchmarks/video_speed.py --long 0 --modes ferkit,ferkit@blazeface --out video_speed_detectors.json
 
-A mode may end in ``@DETECTOR`` to run with that detector instead of the default (YuNet).
+A mode may end in ``@DETECTOR`` to run with that detector instead of the default (YuNet), and then in ``%MODEL`` to
+run that model instead of the default one (``ferkit%ferkit2``; ``ferkit.models.loading.DEFAULT_MODEL``):
+
+    python benchmarks/video_speed.py --long 0 --repeat 5 --modes ferkit%ferkit,ferkit%ferkit2 \
+        --out video_speed_models.json
 
 Each configuration runs in its own subprocess (so peak RSS is its own) and is timed end to end after the model and
 detector are loaded (load time is reported separately). ``--long N`` also analyses an N× longer re-encoded copy
@@ -35,11 +39,13 @@ def run_config(video: str, mode: str) -> dict:
     from ferkit.api import ANALYSIS_THREADS
     from ferkit.faces.detectors import create_detector
     from ferkit.media.video import iter_video
-    from ferkit.models.loading import load_model
+    from ferkit.models.loading import DEFAULT_MODEL, load_model
 
+    label = mode
+    mode, _, model_name = mode.partition("%")
     mode, _, detector = mode.partition("@")
     t_load = time.perf_counter()
-    model = load_model("ferkit", ANALYSIS_THREADS)
+    model = load_model(model_name or DEFAULT_MODEL, ANALYSIS_THREADS)
     det = create_detector(detector or "yunet")
     model.predict_proba(np.zeros((1, model.input_size, model.input_size), np.uint8))
     load_s = time.perf_counter() - t_load
@@ -66,7 +72,8 @@ def run_config(video: str, mode: str) -> dict:
     dt = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "mode": mode + (f"@{detector}" if detector else ""),
+        "mode": label,
+        "model": model.name,
         "frames": n,
         "seconds": round(dt, 3),
         "fps": round(n / dt, 1),
