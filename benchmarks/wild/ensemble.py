@@ -22,9 +22,9 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from final_ft import CARD, kept_fer_files  # noqa: E402
-from gpu_data import CLASSES7, data_root, decode_pack  # noqa: E402
-from gpu_jobs import W, init_worker, rep_x  # noqa: E402
+from final_ft import prepare  # noqa: E402
+from gpu_data import CLASSES7  # noqa: E402
+from gpu_jobs import W, rep_x  # noqa: E402
 from gpu_train import logits_of, make_model, scores  # noqa: E402
 
 REP = (48, "gray", "cubic")
@@ -85,12 +85,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     ft = dict(item.split("=", 1) for item in a.ft)
-    root = data_root(a.pack)
-    decode_pack(a.pack, root)
-    init_worker(str(root), "cpu", False, str(a.pack / "b" / "bundled_init.pt"))
-    files = kept_fer_files(a.fer)
-    val = set(json.loads(CARD.read_text())["training"]["validation_files"])
-    vidx = torch.tensor([i for i, f in enumerate(files) if f in val])
+    vidx = torch.from_numpy(prepare(a.pack, a.fer))
     per_fold = {f: fold_scores(f, ft, vidx) for f in range(5)}
     doc = {"per_fold": per_fold, **choose(per_fold)}
     for c, m in doc["mean"].items():

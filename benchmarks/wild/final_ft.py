@@ -37,6 +37,17 @@ def kept_fer_files(root: Path) -> list[str]:
     return [f"{c}/{p.name}" for p, c in fer_files(root)[0]]
 
 
+def prepare(pack: Path, fer: Path, device: str = "cpu") -> np.ndarray:
+    """Decode ``pack`` (once), load it and the bundled weights into this process's worker state, and return the pack
+    indices of the FER2013 train images on the bundled model's validation list (no fine-tuned model trains on them).
+    """
+    root = data_root(pack)
+    decode_pack(pack, root)
+    init_worker(str(root), device, False, str(pack / "b" / "bundled_init.pt"))
+    val = set(json.loads(CARD.read_text())["training"]["validation_files"])
+    return np.array([i for i, f in enumerate(kept_fer_files(fer)) if f in val])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pack", type=Path, default=Path(".gpu"))
@@ -49,13 +60,9 @@ def main() -> None:
     ap.add_argument("--lwf", type=float, default=0.0, help="weight of the KL to the bundled model on FER2013 (0: off)")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    root = data_root(a.pack)
-    decode_pack(a.pack, root)
-    init_worker(str(root), device, False, str(a.pack / "b" / "bundled_init.pt"))
+    held = prepare(a.pack, a.fer, device)
     torch.set_num_threads(2 if device == "cpu" else 1)
     files = kept_fer_files(a.fer)
-    val = set(json.loads(CARD.read_text())["training"]["validation_files"])
-    held = np.array([i for i, f in enumerate(files) if f in val])
     size, ch, up, shares, k = ARMS_B["ft48g"]
     rep = (size, ch, up)
     srcs = labelled(shares, a.fold, rep, k, None)

@@ -18,9 +18,9 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1] / "src")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from final_ft import CARD, kept_fer_files  # noqa: E402
-from gpu_data import CLASSES7, data_root, decode_pack  # noqa: E402
-from gpu_jobs import W, evaluate, init_worker, rep_x  # noqa: E402
+from final_ft import prepare  # noqa: E402
+from gpu_data import CLASSES7  # noqa: E402
+from gpu_jobs import W, evaluate, rep_x  # noqa: E402
 from gpu_train import logits_of, make_model, scores  # noqa: E402
 
 REP = (48, "gray", "cubic")
@@ -73,12 +73,7 @@ def main() -> None:
     ap.add_argument("--save", type=Path, help="with one --ft and one alpha: write the interpolated state dict")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    root = data_root(a.pack)
-    decode_pack(a.pack, root)
-    init_worker(str(root), "cpu", False, str(a.pack / "b" / "bundled_init.pt"))
-    files = kept_fer_files(a.fer)
-    val = set(json.loads(CARD.read_text())["training"]["validation_files"])
-    vidx = torch.tensor([i for i, f in enumerate(files) if f in val])
+    vidx = torch.from_numpy(prepare(a.pack, a.fer))
     yv = np.asarray(W["data"].y["fer"])[vidx.numpy()]
     load = lambda p: torch.load(p, weights_only=True)  # noqa: E731
     if "{fold}" in a.ft:
