@@ -6,9 +6,9 @@
     python benchmarks/video_speed.py --long 0 --modes ferkit,ferkit@blazeface --out video_speed_detectors.json
 
 A mode may end in ``@DETECTOR`` to run with that detector instead of the default (YuNet), and then in ``%MODEL`` to
-run that model instead of the default one (``ferkit%ferkit2``; ``ferkit.models.loading.DEFAULT_MODEL``):
+run that model instead of the default one (``ferkit%ferkit-wild2``; ``ferkit.models.loading.DEFAULT_MODEL``):
 
-    python benchmarks/video_speed.py --long 0 --repeat 5 --modes ferkit%ferkit,ferkit%ferkit2 \
+    python benchmarks/video_speed.py --long 0 --repeat 5 --modes ferkit%ferkit,ferkit%ferkit-wild2 \
         --out video_speed_models.json
 
 Each configuration runs in its own subprocess (so peak RSS is its own) and is timed end to end after the model and

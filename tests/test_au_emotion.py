@@ -18,7 +18,7 @@ from ferkit.errors import ModelError
 from ferkit.faces.align import resize_crop
 from ferkit.media.images import read_image
 from ferkit.models.au_emotion import WEIGHTS_FILE, AuEmotionModel
-from ferkit.models.loading import MODEL_FOLDERS, load_model
+from ferkit.models.loading import DEFAULT_MODEL, MODEL_FOLDERS, load_model
 
 CK = DATA / "ckplus_au"
 
@@ -116,3 +116,4 @@ def test_cli_analyze_and_models(tmp_path: Path) -> None:
     assert np.allclose(list(recs["blank.png"]["probabilities"].values()), fallback, atol=1e-4)
     res = ferkit("models", cwd=tmp_path)
     assert res.returncode == 0 and "ferkit-au" in res.stdout and "128px rgb" in res.stdout, res.stdout
+    assert res.stdout.count("(default)") == 1 and DEFAULT_MODEL in res.stdout

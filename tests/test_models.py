@@ -16,9 +16,9 @@ from ferkit.faces.align import resize_crop
 from ferkit.models.loading import load_model
 
 
-@pytest.fixture(scope="module", params=["ferkit", "ferkit-wild"])
+@pytest.fixture(scope="module", params=["ferkit", "ferkit-wild", "ferkit-wild2"])
 def bundled(request):
-    """Each shipped emotion model (the default and the in-the-wild fine-tune)."""
+    """Each shipped emotion model (the default, the in-the-wild fine-tune and the two-member in-the-wild model)."""
     return load_model(request.param)
 
 
@@ -52,6 +52,23 @@ def test_subset_accuracy_far_above_chance(bundled) -> None:
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
     acc = np.mean([model.classes[i] == p.parent.name for i, p in zip(probs.argmax(1), files, strict=True)])
     assert acc > 0.5  # chance is 1/7; the full test set is scored in benchmarks/
+
+
+def test_two_member_model_reads_the_default_models_features_and_scores_its_own() -> None:
+    """ferkit-wild2's graph: its embedding is the default model's (gates built on it stay valid), its logits are the
+    mean of two networks, so they differ from the default's while agreeing on most real faces."""
+    duo, v1 = load_model("ferkit-wild2", calibration=False), load_model("ferkit", calibration=False)
+    files = fer_files("test", 10)
+    crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files])
+    np.testing.assert_allclose(duo.embeddings(crops), v1.embeddings(crops), atol=1e-4)
+    z2, z1 = duo.raw_logits(crops), v1.raw_logits(crops)
+    assert np.abs(z2 - z1).max() > 0.1  # a second network moves the scores
+    assert np.mean(z2.argmax(1) == z1.argmax(1)) > 0.6  # one of its two members is the default model
+    card = json.loads((duo.folder / "card.json").read_text())
+    assert (
+        card["architecture"]["parameters"]
+        == 2 * json.loads((v1.folder / "card.json").read_text())["architecture"]["parameters"]
+    )
 
 
 def test_batch_size_does_not_change_predictions(bundled) -> None:

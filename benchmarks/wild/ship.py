@@ -10,7 +10,7 @@ averages their logits (``clips_eval.MeanOfMembers``; the embedding output is the
 on it read the same features), with the fold figures of ``ensemble.py`` on its card:
 
     python benchmarks/wild/ship.py ensemble --run runs/wild_y/ft_final --member ft \
-        --folds benchmarks/results/wild_ensemble.json --out src/ferkit/assets/models/ferkit2 --name ferkit2
+        --folds benchmarks/results/wild_ensemble.json --out src/ferkit/assets/models/ferkit-wild2 --name ferkit-wild2
 """
 
 from __future__ import annotations
@@ -186,10 +186,12 @@ def measure(a: argparse.Namespace) -> None:
     test = SHARED / "fer2013" / "test"
     shipped = evaluate(test, models=[str(a.model)], crops=True)["results"][0]
     raw = evaluate(test, models=[str(a.model)], crops=True, calibration=False, tta="none")["results"][0]
+    raw_flip = evaluate(test, models=[str(a.model)], crops=True, calibration=False, tta="flip")["results"][0]
     clips = evaluate(SHARED / "video_labelled", models=[str(a.model)])["results"][0]
     pick = lambda b: {k: b[k] for k in ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class")}  # noqa: E731
     m["fer2013_test_as_shipped"] = pick(shipped)
     m["fer2013_test"] = pick(raw)
+    m["fer2013_test_raw_flip"] = pick(raw_flip)
     m["video_labelled_as_shipped"] = {
         "frames": {k: clips[k] for k in ("n", "accuracy", "macro_f1")},
         "clips": {k: clips["clip_level"][k] for k in ("n", "accuracy", "macro_f1")},
@@ -198,7 +200,8 @@ def measure(a: argparse.Namespace) -> None:
     }
     m["metrics_note"] = (
         "as shipped: calibration.json applied, mirror view for stills (--tta auto; none for video); fer2013_test: one "
-        "raw pass; video_labelled: evaluation only, never trained or tuned on"
+        "raw pass; fer2013_test_raw_flip: uncalibrated, mirror view; video_labelled: evaluation only, never trained or "
+        "tuned on"
     )
     card_path.write_text(json.dumps(card, indent=1))
     print(
@@ -225,7 +228,7 @@ def main() -> None:
     n.add_argument("--folds", type=Path, default=Path("benchmarks/results/wild_ensemble.json"))
     n.add_argument("--pack", type=Path, default=Path(".gpu_yunet"))
     n.add_argument("--out", type=Path, required=True)
-    n.add_argument("--name", default="ferkit2")
+    n.add_argument("--name", default="ferkit-wild2")
     m = sub.add_parser("measure")
     m.add_argument("--model", type=Path, required=True)
     a = ap.parse_args()

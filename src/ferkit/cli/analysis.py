@@ -367,7 +367,8 @@ def models() -> None:
         cal = m.calibration
         cal_text = "none" if cal is None else f"T={cal.temperature:.2f}, biases {'on' if any(cal.bias) else 'off'}"
         source = getattr(m, "folder", None) or getattr(m, "source_file", "")
-        table.add_row(name, ", ".join(m.classes), f"{m.input_size}px {m.channels}", cal_text, escape(str(source)))
+        label = f"{name} (default)" if name == DEFAULT_MODEL else name
+        table.add_row(label, ", ".join(m.classes), f"{m.input_size}px {m.channels}", cal_text, escape(str(source)))
     Console().print(table)
     detectors = Table("detector (--detector)", "use when")
     for name, cls in DETECTORS.items():

@@ -24,6 +24,7 @@ DEFAULT_MODEL = "ferkit"
 MODEL_FOLDERS: dict[str, Path] = {
     "ferkit": BUNDLED_DIR / "ferkit",
     "ferkit-wild": BUNDLED_DIR / "ferkit-wild",  # v1 fine-tuned on FER2013 + SFEW + CK+ (docs/training.md)
+    "ferkit-wild2": BUNDLED_DIR / "ferkit-wild2",  # ferkit + its weights fine-tuned on film/posed faces, one graph
     "ferkit-gate": BUNDLED_DIR / "ferkit-gate",
     "ferkit-gate-hard": BUNDLED_DIR / "ferkit-gate-hard",  # clear emotion vs unclear, on ferkit-extended's features
     "ferkit-au": BUNDLED_DIR / "ferkit-au",  # emotion from action units (docs/aus.md)
