@@ -62,12 +62,11 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     held = prepare(a.pack, a.fer, device)
     torch.set_num_threads(2 if device == "cpu" else 1)
-    files = kept_fer_files(a.fer)
     size, ch, up, shares, k = ARMS_B["ft48g"]
     rep = (size, ch, up)
     srcs = labelled(shares, a.fold, rep, k, None)
     fer = srcs[0]
-    fer.pool = torch.from_numpy(np.setdiff1d(np.arange(len(files)), held)).to(device)
+    fer.pool = torch.from_numpy(np.setdiff1d(np.arange(len(fer.x)), held)).to(device)
     hp = dict(HP, lr=HP["lr_ft"], epoch_size=a.epoch_size)
     if a.lwf > 0:
         teacher = make_model(k, 1, device)
