@@ -48,16 +48,22 @@ def _cv(run: dict, arm: str) -> dict:
     return out
 
 
+def n_params(*states: dict) -> int:
+    """Learned parameters of state dicts (batch-norm running statistics and counters left out)."""
+    skip = ("running_mean", "running_var", "tracked")
+    return int(sum(t.numel() for st in states for k, t in st.items() if not k.endswith(skip)))
+
+
 def export(a: argparse.Namespace) -> None:
     summary = json.loads((a.run / "summary.json").read_text())
     run = json.loads(a.gpu_run.read_text())
     v1 = json.loads(V1.read_text())
     state = torch.load(a.run / "weights.pt", weights_only=True)
-    params = sum(t.numel() for k, t in state.items() if not k.endswith(("running_mean", "running_var", "tracked")))
+    params = n_params(state)
     card_extra = {
         "version": "2",
         "preprocessing": v1["preprocessing"],
-        "architecture": {"backbone": "vgg_small", "options": {}, "parameters": int(params), "flip_tta": False},
+        "architecture": {"backbone": "vgg_small", "options": {}, "parameters": params, "flip_tta": False},
         "inference": v1["inference"],
         "training": {
             "recipe": "ft48g: the v1 bundled weights (ferkit v1, sha256 " + v1["sha256"] + ") fine-tuned on three "
@@ -109,9 +115,7 @@ def ensemble(a: argparse.Namespace) -> None:
         torch.load(a.pack / "b" / "bundled_init.pt", weights_only=True),
         torch.load(a.run / "weights.pt", weights_only=True),
     ]
-    params = sum(
-        t.numel() for st in members for k, t in st.items() if not k.endswith(("running_mean", "running_var", "tracked"))
-    )
+    params = n_params(*members)
     cand, lwf = f"bundled+{a.member}", "lwf" in summary["recipe"]
     per_fold = lambda c, s: [round(folds["per_fold"][f][c][s]["accuracy"], 4) for f in sorted(folds["per_fold"])]  # noqa: E731
     card_extra = {
@@ -122,7 +126,7 @@ def ensemble(a: argparse.Namespace) -> None:
             "embedding": "the first member's (v1) pooled features",
         },
         "architecture": {
-            "backbone": "vgg_small", "options": {}, "parameters": int(params), "flip_tta": False,
+            "backbone": "vgg_small", "options": {}, "parameters": params, "flip_tta": False,
             "ensemble": "two vgg_small members on the same input in one graph, logits averaged: the v1 bundled model "
             f"(ferkit, sha256 {v1['sha256']}) and v1 fine-tuned on FER2013 + SFEW + CK+ ({summary['recipe']})",
         },
@@ -153,7 +157,8 @@ def ensemble(a: argparse.Namespace) -> None:
                 "for f in 0 1 2 3 4: python benchmarks/wild/final_ft.py --pack .gpu_yunet --fold $f "
                 "--out runs/wild_y/ft_f$f; the same with --lwf 0.5 --out runs/wild_y/lwf_f$f",
                 "python benchmarks/wild/ensemble.py --pack .gpu_yunet --ft ft='runs/wild_y/ft_f{fold}/weights.pt' "
-                "lwf='runs/wild_y/lwf_f{fold}/weights.pt' --out benchmarks/results/wild_ensemble.json",
+                "--out benchmarks/results/wild_ensemble.json  (the choice; with "
+                "lwf='runs/wild_y/lwf_f{fold}/weights.pt' added: wild_ensemble_lwf.json, the same choice)",
                 f"python benchmarks/wild/final_ft.py --pack .gpu_yunet{' --lwf 0.5' if lwf else ''} --out {a.run}",
                 f"python benchmarks/wild/ship.py ensemble --run {a.run} --member {a.member} --folds {a.folds} "
                 f"--out OUT --name {a.name}",
