@@ -25,7 +25,7 @@ from ferkit.analysis.live import run_live
 from ferkit.analysis.records import LIVE_FIELDS, load_jsonl, read_records, record_schema
 from ferkit.analysis.setup import make_analyzer
 from ferkit.errors import InputError
-from ferkit.media.live import LiveSource
+from ferkit.media.live import LiveSource, serve_as_stream
 from ferkit.media.video import iter_video
 
 CLIP = DATA / "clips" / "pyfeat_single_face.mp4"  # 640×360, 72 frames at 30 fps (2.4 s), one face
@@ -171,6 +171,14 @@ def test_a_live_network_stream_from_another_process(analyzer, tmp_path: Path) ->
     assert all(r["latency_ms"] >= 0 for r in records) and sum(r["face_id"] is not None for r in records) > 0
     times = [r["timestamp"] for r in _frames(records)]
     assert times == sorted(times) and len(times) == summary.processed
+
+
+def test_serving_a_bad_file_is_one_input_error(tmp_path: Path) -> None:
+    """serve_as_stream refuses what it cannot play before it listens for a client."""
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    for name, needle in (("missing.mp4", "cannot open"), ("junk.mp4", "cannot open")):
+        with pytest.raises(InputError, match=needle):
+            serve_as_stream(tmp_path / name, "tcp://127.0.0.1:9?listen=1")
 
 
 def ferkit(*args: object, cwd: Path) -> subprocess.CompletedProcess:

@@ -246,26 +246,35 @@ def stop_on_signals(source: LiveSource) -> Iterator[None]:
 
 def serve_as_stream(clip: str | os.PathLike[str], url: str, codec: str = "mpeg4") -> int:
     """Play a video file as a live MPEG-TS stream to ``url`` at its own frame rate (e.g.
-    ``tcp://127.0.0.1:8554?listen=1``: wait for one client, then send), re-encoded with ``codec``; returns the frames
-    sent. For trying ``--live`` without a camera: ``python -c "from ferkit.media.live import serve_as_stream;
-    serve_as_stream('clip.mp4', 'tcp://127.0.0.1:8554?listen=1')"`` beside ``ferkit analyze --live
+    ``tcp://127.0.0.1:8554?listen=1``: wait for one client, then send), re-encoded with ``codec``, one frame at a
+    time; returns the frames sent. For trying ``--live`` without a camera: ``python -c "from ferkit.media.live import
+    serve_as_stream; serve_as_stream('clip.mp4', 'tcp://127.0.0.1:8554?listen=1')"`` beside ``ferkit analyze --live
     tcp://127.0.0.1:8554``. PyAV holds the GIL while it waits for the client, so run it in its own process."""
     import av
     import numpy as np
 
-    with av.open(os.fspath(clip)) as src:
+    name = os.fspath(clip)
+    try:
+        src = av.open(name)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise InputError(f"{name}: cannot open ({getattr(e, 'strerror', None) or e})") from e
+    with src:
+        if not src.streams.video:
+            raise InputError(f"{name}: no video stream")
         stream = src.streams.video[0]
         rate = stream.average_rate or 30
-        frames = [f.to_ndarray(format="rgb24") for f in src.decode(stream)]
-    if not frames:
-        raise InputError(f"{os.fspath(clip)}: no video frames")
-    with av.open(url, "w", format="mpegts") as out:
-        enc = out.add_stream(codec, rate=rate)
-        h, w = (d - d % 2 for d in frames[0].shape[:2])  # 4:2:0 needs even sides
-        enc.height, enc.width, enc.pix_fmt = h, w, "yuv420p"
-        start = time.monotonic()
-        for i, rgb in enumerate(frames):
-            time.sleep(max(0.0, start + i / float(rate) - time.monotonic()))
-            out.mux(enc.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")))
-        out.mux(enc.encode())
-    return len(frames)
+        h, w = (d - d % 2 for d in (stream.codec_context.height, stream.codec_context.width))  # 4:2:0: even sides
+        sent = 0
+        with av.open(url, "w", format="mpegts") as out:
+            enc = out.add_stream(codec, rate=rate)
+            enc.height, enc.width, enc.pix_fmt = h, w, "yuv420p"
+            start = time.monotonic()
+            for frame in src.decode(stream):
+                rgb = frame.to_ndarray(format="rgb24")[:h, :w]
+                time.sleep(max(0.0, start + sent / float(rate) - time.monotonic()))
+                out.mux(enc.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
+                sent += 1
+            out.mux(enc.encode())
+    if not sent:
+        raise InputError(f"{name}: no video frames")
+    return sent
